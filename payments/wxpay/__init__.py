@@ -1,0 +1,60 @@
+"""WeChat Pay API v2 wire protocol: XML, signatures, endpoints. Knows nothing of Django.
+
+See /work/shared/WECHAT_PAY_V2.md (the protocol sheet) for the rules cited as §n.
+"""
+
+from .client import PrepayResult, TradeQuery, WxPayClient, WxPayConfig
+from .errors import (
+    ERROR_CLASSES,
+    InvalidRequest,
+    OrderClosed,
+    OrderNotExist,
+    OrderPaid,
+    OutTradeNoUsed,
+    SystemBusy,
+    WxPayBusinessError,
+    WxPayError,
+    WxPayProtocolError,
+    WxPaySignatureError,
+    WxPayUnavailable,
+    XMLError,
+    business_error,
+)
+from .signing import HMAC_SHA256, MD5, SIGN_TYPES, nonce_str, notify_sign_type, sign, verify
+from .times import BEIJING, format_wx_time, parse_wx_datetime, parse_wx_time
+from .xml import MAX_BODY_BYTES, from_xml, to_xml
+
+__all__ = [
+    "BEIJING",
+    "ERROR_CLASSES",
+    "HMAC_SHA256",
+    "MAX_BODY_BYTES",
+    "MD5",
+    "SIGN_TYPES",
+    "InvalidRequest",
+    "OrderClosed",
+    "OrderNotExist",
+    "OrderPaid",
+    "OutTradeNoUsed",
+    "PrepayResult",
+    "SystemBusy",
+    "TradeQuery",
+    "WxPayBusinessError",
+    "WxPayClient",
+    "WxPayConfig",
+    "WxPayError",
+    "WxPayProtocolError",
+    "WxPaySignatureError",
+    "WxPayUnavailable",
+    "XMLError",
+    "business_error",
+    "format_wx_time",
+    "from_xml",
+    "nonce_str",
+    "notify_sign_type",
+    "parse_wx_datetime",
+    "parse_wx_time",
+    "sign",
+    "to_xml",
+    "verify",
+]

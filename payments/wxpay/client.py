@@ -1,0 +1,297 @@
+"""HTTP client for the v2 endpoints a mini-program shop needs (protocol sheet §3, §4, §6).
+
+Every call goes through :meth:`WxPayClient._call`, which applies the common rules of §1:
+sign the request, POST the XML, then trust nothing in the answer until ``return_code``, the
+signature, the appid/mch_id echo and ``result_code`` have been checked, in that order.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from .errors import (
+    WxPayBusinessError,
+    WxPayError,
+    WxPayProtocolError,
+    WxPaySignatureError,
+    WxPayUnavailable,
+    XMLError,
+    business_error,
+)
+from .signing import MD5, SIGN_TYPES, nonce_str, sign, verify
+from .times import format_wx_time, parse_wx_time
+from .xml import from_xml, to_xml
+
+logger = logging.getLogger("payments.wxpay")
+
+_SUCCESS = "SUCCESS"
+_FAIL = "FAIL"
+_HEADERS = {"Content-Type": "text/xml; charset=utf-8"}
+_POOL_SIZE = 10
+
+
+@dataclass(frozen=True)
+class WxPayConfig:
+    """Merchant settings. ``api_key`` is the 32-char APIv2 key (§2.1 step 5), never shown."""
+
+    appid: str
+    mch_id: str
+    api_key: str = field(repr=False)
+    sign_type: str = MD5
+    api_base: str = "https://api.mch.weixin.qq.com"
+    # (connect, read) seconds; connect slightly above a multiple of 3 s (TCP retransmit).
+    timeout: tuple[float, float] = (3.05, 10.0)
+    cert_path: str | None = None
+    key_path: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.sign_type not in SIGN_TYPES:
+            raise ValueError(f"sign_type must be one of {SIGN_TYPES}, not {self.sign_type!r}")
+        for name in ("appid", "mch_id", "api_key"):
+            if not getattr(self, name):
+                raise ValueError(f"WxPayConfig.{name} must not be empty")
+
+
+@dataclass(frozen=True)
+class PrepayResult:
+    """Outcome of unifiedorder: ``prepay_id`` is valid for 2 hours (§3.3)."""
+
+    prepay_id: str
+    trade_type: str
+    raw: dict[str, str] = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class TradeQuery:
+    """Outcome of orderquery (§6.1). Payment fields are "" / None until the order is paid."""
+
+    trade_state: str
+    trade_state_desc: str
+    out_trade_no: str
+    transaction_id: str
+    total_fee: int | None  # fen
+    openid: str
+    time_end: datetime | None  # aware, Beijing time
+    raw: dict[str, str] = field(repr=False, compare=False)
+
+    @property
+    def is_paid(self) -> bool:
+        return self.trade_state == _SUCCESS
+
+
+class WxPayClient:
+    """Calls unifiedorder / orderquery / closeorder and builds ``wx.requestPayment`` params.
+
+    One ``requests.Session`` per client keeps TLS connections to WeChat alive between calls,
+    so build one client per process and reuse it rather than one per request.
+    """
+
+    def __init__(self, config: WxPayConfig, session: requests.Session | None = None) -> None:
+        self.config = config
+        self.session = session if session is not None else _pooled_session()
+
+    def close(self) -> None:
+        self.session.close()
+
+    # -- endpoints ---------------------------------------------------------------------------
+
+    def unified_order(
+        self,
+        *,
+        out_trade_no: str,
+        total_fee: int,
+        body: str,
+        openid: str,
+        notify_url: str,
+        spbill_create_ip: str,
+        time_start: datetime | None = None,
+        time_expire: datetime | None = None,
+        attach: str | None = None,
+        trade_type: str = "JSAPI",
+    ) -> PrepayResult:
+        """Create (or re-enter, §3.3) a prepay order. ``total_fee`` is in fen (§10)."""
+        if isinstance(total_fee, bool) or not isinstance(total_fee, int) or total_fee <= 0:
+            raise ValueError("total_fee must be a positive int in fen")
+        params = {
+            "out_trade_no": out_trade_no,
+            "total_fee": total_fee,
+            "body": body,
+            "openid": openid,
+            "notify_url": notify_url,
+            "spbill_create_ip": spbill_create_ip,
+            "trade_type": trade_type,
+            "time_start": None if time_start is None else format_wx_time(time_start),
+            "time_expire": None if time_expire is None else format_wx_time(time_expire),
+            "attach": attach,
+        }
+        answer = self._call("/pay/unifiedorder", params)
+        if not answer.get("prepay_id"):
+            raise WxPayUnavailable("unifiedorder answer has no prepay_id")
+        return PrepayResult(answer["prepay_id"], answer.get("trade_type", trade_type), answer)
+
+    def order_query(
+        self, *, out_trade_no: str | None = None, transaction_id: str | None = None
+    ) -> TradeQuery:
+        """Ask WeChat for the state of one order (§6.1); give exactly one of the two ids."""
+        if (out_trade_no is None) == (transaction_id is None):
+            raise ValueError("give exactly one of out_trade_no and transaction_id")
+        params = {"out_trade_no": out_trade_no, "transaction_id": transaction_id}
+        answer = self._call("/pay/orderquery", params)
+        return TradeQuery(
+            trade_state=answer.get("trade_state", ""),
+            trade_state_desc=answer.get("trade_state_desc", ""),
+            out_trade_no=answer.get("out_trade_no", ""),
+            transaction_id=answer.get("transaction_id", ""),
+            total_fee=_answer_int(answer, "total_fee"),
+            openid=answer.get("openid", ""),
+            time_end=_answer_time(answer, "time_end"),
+            raw=answer,
+        )
+
+    def close_order(self, *, out_trade_no: str) -> None:
+        """Close an unpaid order (§6.2; WeChat refuses within 5 minutes of ordering)."""
+        self._call("/pay/closeorder", {"out_trade_no": out_trade_no})
+
+    def jsapi_params(
+        self, prepay_id: str, *, timestamp: int | None = None, nonce: str | None = None
+    ) -> dict[str, str]:
+        """Parameters for ``wx.requestPayment`` (§4).
+
+        ``appId`` is signed but not returned: requestPayment does not take it (§4.1).
+        ``signType`` must be the sign type of the unifiedorder call, hence config.sign_type.
+        """
+        if not prepay_id:
+            raise ValueError("prepay_id must not be empty")
+        params = {
+            "timeStamp": str(int(time.time()) if timestamp is None else timestamp),
+            "nonceStr": nonce or nonce_str(),
+            "package": f"prepay_id={prepay_id}",
+            "signType": self.config.sign_type,
+        }
+        signed = {"appId": self.config.appid, **params}
+        params["paySign"] = sign(signed, self.config.api_key, self.config.sign_type)
+        return params
+
+    # -- transport ---------------------------------------------------------------------------
+
+    def _call(
+        self, path: str, params: Mapping[str, object], *, cert: bool = False
+    ) -> dict[str, str]:
+        """Sign, send and verify one call; return WeChat's verified answer fields.
+
+        Logs one INFO line per call (path, out_trade_no, outcome, elapsed ms) and never the
+        key or the bodies.
+        """
+        started = time.monotonic()
+        outcome = "error"
+        try:
+            answer = self._check(self._post(path, self._signed(params), cert=cert))
+            outcome = "ok"
+            return answer
+        except WxPayBusinessError as exc:
+            outcome = f"{type(exc).__name__}({exc.err_code})"
+            raise
+        except WxPayError as exc:
+            outcome = type(exc).__name__
+            raise
+        finally:
+            logger.info(
+                "wxpay %s out_trade_no=%s outcome=%s elapsed_ms=%d",
+                path,
+                params.get("out_trade_no") or "-",
+                outcome,
+                (time.monotonic() - started) * 1000,
+            )
+
+    def _signed(self, params: Mapping[str, object]) -> dict[str, object]:
+        """Add the common fields (§3.1) and the sign. sign_type is always sent, so WeChat
+        never has to guess it and signs its answer with the same algorithm (§1, §2.1)."""
+        cfg = self.config
+        request: dict[str, object] = {k: v for k, v in params.items() if v is not None}
+        request.update(
+            appid=cfg.appid, mch_id=cfg.mch_id, nonce_str=nonce_str(), sign_type=cfg.sign_type
+        )
+        request["sign"] = sign(request, cfg.api_key, cfg.sign_type)
+        return request
+
+    def _post(self, path: str, request: Mapping[str, object], *, cert: bool) -> dict[str, str]:
+        """POST the XML; map every transport failure to WxPayUnavailable."""
+        url = self.config.api_base.rstrip("/") + path
+        try:
+            response = self.session.post(
+                url,
+                data=to_xml(request),
+                headers=_HEADERS,
+                timeout=self.config.timeout,
+                cert=self._client_cert() if cert else None,
+            )
+        except requests.Timeout as exc:
+            raise WxPayUnavailable(f"timeout calling {path} ({type(exc).__name__})") from exc
+        except requests.RequestException as exc:
+            raise WxPayUnavailable(f"network error calling {path} ({type(exc).__name__})") from exc
+        if response.status_code != 200:
+            raise WxPayUnavailable(f"HTTP status {response.status_code} from {path}")
+        try:
+            return from_xml(response.content)
+        except XMLError as exc:
+            raise WxPayUnavailable(f"unparseable answer from {path}: {exc}") from exc
+
+    def _check(self, answer: dict[str, str]) -> dict[str, str]:
+        """Apply the two-level result model (§1) with the signature checked in between."""
+        cfg = self.config
+        return_code = answer.get("return_code")
+        if return_code is None:
+            raise WxPayUnavailable("unparseable answer: no return_code")
+        if return_code != _SUCCESS:
+            raise WxPayProtocolError(answer.get("return_msg", ""))
+        if not answer.get("sign"):
+            raise WxPaySignatureError("answer has no sign")
+        if not verify(answer, cfg.api_key, cfg.sign_type):
+            raise WxPaySignatureError(f"answer sign is invalid ({cfg.sign_type})")
+        if answer.get("appid") != cfg.appid or answer.get("mch_id") != cfg.mch_id:
+            raise WxPaySignatureError("answer appid/mch_id do not match ours")
+        if answer.get("result_code") != _SUCCESS:
+            raise business_error(answer.get("err_code", ""), answer.get("err_code_des", ""))
+        return answer
+
+    def _client_cert(self) -> tuple[str, str]:
+        """Merchant certificate for the secapi calls (refund, §7.1)."""
+        if not (self.config.cert_path and self.config.key_path):
+            raise ValueError("this call needs cert_path and key_path in WxPayConfig")
+        return (self.config.cert_path, self.config.key_path)
+
+
+def _pooled_session() -> requests.Session:
+    # No automatic retries: a retried POST could hide which attempt WeChat processed; the
+    # caller decides (SystemBusy.retryable, orderquery after WxPayUnavailable).
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=_POOL_SIZE, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def _answer_int(answer: Mapping[str, str], name: str) -> int | None:
+    value = answer.get(name, "")
+    if value == "":
+        return None
+    if not value.isascii() or not value.isdigit():
+        raise WxPayUnavailable(f"unparseable answer: {name} is not an integer")
+    return int(value)
+
+
+def _answer_time(answer: Mapping[str, str], name: str) -> datetime | None:
+    value = answer.get(name, "")
+    if value == "":
+        return None
+    try:
+        return parse_wx_time(value)
+    except ValueError:
+        raise WxPayUnavailable(f"unparseable answer: {name} is not yyyyMMddHHmmss") from None

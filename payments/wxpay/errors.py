@@ -1,0 +1,110 @@
+"""Exceptions raised by the WeChat Pay v2 client.
+
+They mirror the protocol's two-level result model (protocol sheet §1): transport trouble,
+``return_code=FAIL`` (protocol), an untrustworthy answer (signature), and
+``result_code=FAIL`` (business, with ``err_code``). Callers decide what to retry by class.
+No message ever contains the API key: only WeChat's own codes and texts go into them.
+"""
+
+from __future__ import annotations
+
+# WeChat's texts (return_msg, err_code_des) are shown as sent but capped, so that a hostile or
+# broken answer cannot flood logs through str(exc).
+_MAX_TEXT = 128
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 3] + "..."
+
+
+class WxPayError(Exception):
+    """Base class of every error of the ``payments.wxpay`` package."""
+
+
+class XMLError(WxPayError):
+    """An XML body was empty, too large, not UTF-8, malformed, hostile or not flat."""
+
+
+class WxPayUnavailable(WxPayError):
+    """No usable answer: network error, timeout, HTTP status != 200 or an unparseable body.
+
+    The state of the order at WeChat is unknown; query it before deciding (§6.1).
+    """
+
+
+class WxPayProtocolError(WxPayError):
+    """``return_code=FAIL``: WeChat refused the request itself (bad sign, bad params, §1)."""
+
+    def __init__(self, return_msg: str) -> None:
+        super().__init__(return_msg)
+        self.return_msg = return_msg
+
+    def __str__(self) -> str:
+        return f"WeChat Pay rejected the request (return_code=FAIL): {_short(self.return_msg)}"
+
+
+class WxPaySignatureError(WxPayError):
+    """WeChat's answer is not trustworthy: missing/invalid sign, or appid/mch_id not ours."""
+
+
+class WxPayBusinessError(WxPayError):
+    """``result_code=FAIL``: the request was understood but the business step failed (§3.4).
+
+    ``retryable`` says whether re-sending the *identical* request is the documented remedy.
+    """
+
+    retryable: bool = False
+
+    def __init__(self, err_code: str, err_code_des: str = "") -> None:
+        # args carry both fields so the exception survives pickling (e.g. task queues).
+        super().__init__(err_code, err_code_des)
+        self.err_code = err_code
+        self.err_code_des = err_code_des
+
+    def __str__(self) -> str:
+        text = f"WeChat Pay business error {self.err_code or '(no err_code)'}"
+        return f"{text}: {_short(self.err_code_des)}" if self.err_code_des else text
+
+
+class OrderPaid(WxPayBusinessError):
+    """ORDERPAID: already paid; confirm with orderquery and treat the order as paid."""
+
+
+class OrderClosed(WxPayBusinessError):
+    """ORDERCLOSED: closed for good; a new ``out_trade_no`` is needed."""
+
+
+class OrderNotExist(WxPayBusinessError):
+    """ORDERNOTEXIST: WeChat has no such order (unifiedorder never succeeded for it)."""
+
+
+class OutTradeNoUsed(WxPayBusinessError):
+    """OUT_TRADE_NO_USED: the number was used for a different order (§3.3 re-entry)."""
+
+
+class SystemBusy(WxPayBusinessError):
+    """SYSTEMERROR / BIZERR_NEED_RETRY: retry with the same parameters (§3.4, §7.1)."""
+
+    retryable = True
+
+
+class InvalidRequest(WxPayBusinessError):
+    """INVALID_REQUEST / PARAM_ERROR / LACK_PARAMS: our parameters are wrong or changed."""
+
+
+ERROR_CLASSES: dict[str, type[WxPayBusinessError]] = {
+    "ORDERPAID": OrderPaid,
+    "ORDERCLOSED": OrderClosed,
+    "ORDERNOTEXIST": OrderNotExist,
+    "OUT_TRADE_NO_USED": OutTradeNoUsed,
+    "SYSTEMERROR": SystemBusy,
+    "BIZERR_NEED_RETRY": SystemBusy,
+    "INVALID_REQUEST": InvalidRequest,
+    "PARAM_ERROR": InvalidRequest,
+    "LACK_PARAMS": InvalidRequest,
+}
+
+
+def business_error(err_code: str, err_code_des: str = "") -> WxPayBusinessError:
+    """Build the typed error for ``err_code``; unknown codes give a plain WxPayBusinessError."""
+    return ERROR_CLASSES.get(err_code, WxPayBusinessError)(err_code, err_code_des)
