@@ -1,0 +1,17 @@
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+
+from accounts.models import User
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    # session_key is not editable and listed nowhere: it never reaches a page (DESIGN §6.3).
+    list_display = ["username", "openid", "is_staff", "last_wechat_login", "date_joined"]
+    list_filter = ["is_staff", "is_superuser", "is_active"]
+    search_fields = ["username", "=openid", "=unionid", "email"]
+    readonly_fields = ["openid", "unionid", "last_wechat_login", "last_login", "date_joined"]
+    fieldsets = [
+        *DjangoUserAdmin.fieldsets,
+        ("WeChat", {"fields": ["openid", "unionid", "last_wechat_login"]}),
+    ]

@@ -1,0 +1,31 @@
+from django.contrib.auth import get_user_model
+from rest_framework import authentication, exceptions
+
+from accounts.tokens import InvalidToken, token_user_id
+
+
+class BearerTokenAuthentication(authentication.BaseAuthentication):
+    """``Authorization: Bearer <token>`` with tokens from ``accounts.tokens``."""
+
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].decode("latin-1").lower() != self.keyword.lower():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Malformed Authorization header.")
+        try:
+            token = header[1].decode("ascii")
+            user_id = token_user_id(token)
+        except (UnicodeDecodeError, InvalidToken) as exc:
+            message = str(exc) if isinstance(exc, InvalidToken) else "Token is invalid."
+            raise exceptions.AuthenticationFailed(message) from None
+        user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+        if user is None:
+            raise exceptions.AuthenticationFailed("Token is invalid.")
+        return user, token
+
+    def authenticate_header(self, request) -> str:
+        # Makes DRF answer 401 (not 403) to unauthenticated requests.
+        return self.keyword

@@ -1,0 +1,37 @@
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+
+
+class User(AbstractUser):
+    """Staff log in with username and password; shoppers are created by WeChat login.
+
+    A shopper's ``openid`` is what the mini-program pays with, so it is the identity
+    every order is bound to (DESIGN §1). ``session_key`` is WeChat's key for this
+    user's encrypted mini-program data: it never leaves the server (no serializer,
+    no admin field, no log line includes it).
+    """
+
+    openid = models.CharField(
+        "WeChat openid",
+        max_length=128,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text="The shopper's id in this mini-program. Empty for staff accounts.",
+    )
+    unionid = models.CharField(
+        "WeChat unionid",
+        max_length=128,
+        blank=True,
+        default="",
+        help_text="Same person across the owner's WeChat apps, when they are linked.",
+    )
+    session_key = models.CharField(max_length=128, blank=True, default="", editable=False)
+    last_wechat_login = models.DateTimeField("last WeChat login", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "user"
+        verbose_name_plural = "users"
+
+    def __str__(self) -> str:
+        return self.openid or self.username

@@ -1,0 +1,108 @@
+"""Client for WeChat's ``code2Session`` (protocol sheet §9). No Django imports.
+
+One ``requests.Session`` per client keeps the TLS connection to WeChat alive between
+logins; every call has a timeout. WeChat's error codes become three kinds of error
+that the view maps to HTTP statuses: the shopper's code is bad (400), WeChat is
+rate-limiting (429), or WeChat/our configuration failed (502).
+"""
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+
+import requests
+
+logger = logging.getLogger(__name__)
+
+
+class Code2SessionError(Exception):
+    def __init__(self, message: str, errcode: int | None = None):
+        super().__init__(message)
+        self.errcode = errcode
+
+
+class InvalidCode(Code2SessionError):
+    """The code is wrong, expired, already used, or blocked: call ``wx.login()`` again."""
+
+
+class RateLimited(Code2SessionError):
+    """WeChat's per-user quota (45011)."""
+
+
+class WeChatUnavailable(Code2SessionError):
+    """WeChat is busy or unreachable, answered nonsense, or rejected our appid/secret."""
+
+
+# errcode → error class; anything else is treated as WeChat being unavailable.
+_ERRORS = {
+    40029: InvalidCode,  # invalid code
+    40163: InvalidCode,  # code been used
+    40226: InvalidCode,  # code blocked (high-risk user)
+    45011: RateLimited,
+}
+
+
+@dataclass(frozen=True)
+class WxLoginConfig:
+    appid: str
+    app_secret: str = field(repr=False)
+    api_base: str = "https://api.weixin.qq.com"
+    timeout: tuple[float, float] = (3.05, 10.0)
+
+
+@dataclass(frozen=True)
+class WxSession:
+    openid: str
+    session_key: str = field(repr=False)
+    unionid: str = ""
+
+
+class WxLoginClient:
+    def __init__(self, config: WxLoginConfig, session: requests.Session | None = None):
+        self.config = config
+        self.session = session or requests.Session()
+
+    def code2session(self, code: str) -> WxSession:
+        started = time.monotonic()
+        try:
+            response = self.session.get(
+                f"{self.config.api_base.rstrip('/')}/sns/jscode2session",
+                params={
+                    "appid": self.config.appid,
+                    "secret": self.config.app_secret,
+                    "js_code": code,
+                    "grant_type": "authorization_code",
+                },
+                timeout=self.config.timeout,
+            )
+        except requests.RequestException as exc:
+            logger.warning("code2session unreachable: %s", type(exc).__name__)
+            raise WeChatUnavailable("WeChat login service is unreachable.") from None
+        elapsed_ms = (time.monotonic() - started) * 1000
+        result = self._parse(response)
+        logger.info("code2session ok openid=%s in %.0f ms", result.openid, elapsed_ms)
+        return result
+
+    @staticmethod
+    def _parse(response: requests.Response) -> WxSession:
+        if response.status_code != 200:
+            raise WeChatUnavailable(f"WeChat login answered HTTP {response.status_code}.")
+        # WeChat labels this JSON as text/plain: parse the text whatever the header says.
+        try:
+            data = json.loads(response.text)
+        except ValueError:
+            raise WeChatUnavailable("WeChat login answered something that is not JSON.") from None
+        if not isinstance(data, dict):
+            raise WeChatUnavailable("WeChat login answered something that is not an object.")
+        errcode = data.get("errcode") or 0
+        if errcode:
+            error_class = _ERRORS.get(errcode, WeChatUnavailable)
+            # errmsg carries WeChat's text and request id, never our secret.
+            logger.warning("code2session errcode=%s errmsg=%s", errcode, data.get("errmsg"))
+            raise error_class(f"WeChat login failed: {data.get('errmsg', '')}", errcode)
+        openid, session_key = data.get("openid"), data.get("session_key")
+        if not isinstance(openid, str) or not openid or not isinstance(session_key, str):
+            raise WeChatUnavailable("WeChat login answered without an openid.")
+        unionid = data.get("unionid") if isinstance(data.get("unionid"), str) else ""
+        return WxSession(openid=openid, session_key=session_key, unionid=unionid)

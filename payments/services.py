@@ -1,0 +1,82 @@
+"""Taking payment for an order: the WeChat Pay client and ``wx.requestPayment`` parameters.
+
+Services reach WeChat Pay only through ``payment_client()`` and the narrow interface
+of ``WxPayClient`` (prepay, query, close, parse/verify notify), so an API v3 client can
+later sit beside v2 without touching order logic.
+"""
+
+import logging
+from datetime import timedelta
+from functools import lru_cache
+
+from django.conf import settings
+from django.utils import timezone
+
+from orders.models import Order
+from orders.services import order_set_prepay
+from payments.wxpay import WxPayClient, WxPayConfig
+from shopsite.wechat import PAY_SETTINGS, require_settings
+
+logger = logging.getLogger(__name__)
+
+PREPAY_LIFETIME = timedelta(hours=2)  # protocol sheet §3.2
+# Do not hand out a prepay_id that would die while the shopper is still paying.
+PREPAY_REUSE_MARGIN = timedelta(minutes=5)
+
+
+class OrderNotPayable(Exception):
+    pass
+
+
+@lru_cache(maxsize=4)
+def _client_for(config: WxPayConfig) -> WxPayClient:
+    # One client, hence one pooled requests.Session, per configuration and process.
+    return WxPayClient(config)
+
+
+def payment_client(*, sign_type: str | None = None) -> WxPayClient:
+    """The client for this configuration; ``sign_type`` pins an order's own algorithm."""
+    require_settings(PAY_SETTINGS, "WeChat Pay")
+    return _client_for(
+        WxPayConfig(
+            appid=settings.WECHAT_APPID,
+            mch_id=settings.WECHAT_MCH_ID,
+            api_key=settings.WECHAT_MCH_KEY,
+            sign_type=sign_type or settings.WECHAT_SIGN_TYPE,
+            api_base=settings.WECHAT_PAY_API_BASE,
+            timeout=settings.WECHAT_TIMEOUT,
+            cert_path=settings.WECHAT_CERT_PATH or None,
+            key_path=settings.WECHAT_KEY_PATH or None,
+        )
+    )
+
+
+def payment_prepare(*, order: Order) -> dict[str, str]:
+    """The signed ``wx.requestPayment`` parameters for an unpaid order.
+
+    A prepay_id with life left is reused (fresh timeStamp, nonce and paySign); else
+    unifiedorder is called again with the order's stored parameters, which WeChat
+    treats as re-entry of the same trade. Runs outside any transaction: nothing is
+    locked while WeChat answers. Raises ``WxPayError`` when WeChat refuses.
+    """
+    if not order.is_payable:
+        raise OrderNotPayable(f"Order {order.out_trade_no} is {order.status} and cannot be paid.")
+    # The order keeps the algorithm it was created with, even if the setting changes.
+    client = payment_client(sign_type=order.sign_type)
+    now = timezone.now()
+    if not (order.prepay_id and order.prepay_expires_at - PREPAY_REUSE_MARGIN > now):
+        prepay = client.unified_order(
+            out_trade_no=order.out_trade_no,
+            total_fee=order.total_fee,
+            body=order.body,
+            openid=order.openid,  # always the owner's: WeChat refuses any other payer
+            notify_url=settings.WECHAT_NOTIFY_URL,
+            spbill_create_ip=order.spbill_create_ip,
+            time_start=order.created_at,
+            time_expire=order.expires_at,
+        )
+        if not order_set_prepay(
+            order=order, prepay_id=prepay.prepay_id, expires_at=now + PREPAY_LIFETIME
+        ):
+            raise OrderNotPayable(f"Order {order.out_trade_no} stopped being payable.")
+    return client.jsapi_params(order.prepay_id)

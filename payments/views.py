@@ -1,0 +1,122 @@
+from django.http import HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from orders.selectors import order_get_for_user
+from orders.services import (
+    NotAShopper,
+    OrderError,
+    OrderLine,
+    OutOfStock,
+    ProductUnavailable,
+    TotalFeeMismatch,
+    order_create,
+)
+from payments.notify import notification_receive
+from payments.services import OrderNotPayable, payment_client, payment_prepare
+from payments.wxpay import MAX_BODY_BYTES, WxPayBusinessError, WxPayError
+from shopsite.api import api_error
+
+# Exactly WeChat's expected bytes (protocol sheet §5.4): no declaration, no whitespace.
+NOTIFY_SUCCESS = (
+    b"<xml><return_code><![CDATA[SUCCESS]]></return_code>"
+    b"<return_msg><![CDATA[OK]]></return_msg></xml>"
+)
+NOTIFY_FAIL = (
+    b"<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[%s]]></return_msg></xml>"
+)
+
+
+class PaymentOrderApi(APIView):
+    """``POST /payment/order``: create an order (201) or pay an unpaid one again (200)."""
+
+    class ItemSerializer(serializers.Serializer):
+        product_id = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
+        quantity = serializers.IntegerField(min_value=1, max_value=9999)
+
+    class InputSerializer(serializers.Serializer):
+        items = serializers.ListField(child=serializers.DictField(), required=False)
+        total_fee = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1)
+        out_trade_no = serializers.RegexField(r"^[0-9A-Za-z_\-|*]{1,32}$", required=False)
+
+        def validate_items(self, value):
+            items = PaymentOrderApi.ItemSerializer(
+                data=value, many=True, min_length=1, max_length=50
+            )
+            items.is_valid(raise_exception=True)
+            return [OrderLine(**item) for item in items.validated_data]
+
+        def validate(self, attrs):
+            if ("items" in attrs) == ("out_trade_no" in attrs):
+                raise serializers.ValidationError(
+                    "Send either items (a new order) or out_trade_no (pay an existing order)."
+                )
+            return attrs
+
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        payment_client()  # fail with 503 before creating anything if WeChat Pay is not set up
+        if "out_trade_no" in data:
+            order = order_get_for_user(user=request.user, out_trade_no=data["out_trade_no"])
+            if order is None:
+                return api_error(status.HTTP_404_NOT_FOUND, "No such order.")
+            created = False
+        else:
+            try:
+                order = order_create(
+                    user=request.user,
+                    lines=data["items"],
+                    client_ip=request.META.get("REMOTE_ADDR") or "127.0.0.1",
+                    expected_total_fee=data.get("total_fee"),
+                )
+            except OrderError as exc:
+                return api_error(
+                    _ORDER_ERROR_STATUS[type(exc)],
+                    str(exc),
+                    total_fee=getattr(exc, "total_fee", None),
+                )
+            created = True
+        return self._prepay(order, created)
+
+    @staticmethod
+    def _prepay(order, created: bool) -> Response:
+        try:
+            params = payment_prepare(order=order)
+        except OrderNotPayable as exc:
+            return api_error(status.HTTP_409_CONFLICT, str(exc), status=order.status)
+        except WxPayError as exc:
+            return api_error(
+                status.HTTP_502_BAD_GATEWAY,
+                f"WeChat Pay refused or is unavailable: {exc}",
+                err_code=exc.err_code if isinstance(exc, WxPayBusinessError) else None,
+                out_trade_no=order.out_trade_no,
+            )
+        return Response(
+            {"out_trade_no": order.out_trade_no, "total_fee": order.total_fee, "payment": params},
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+_ORDER_ERROR_STATUS = {
+    ProductUnavailable: status.HTTP_400_BAD_REQUEST,
+    TotalFeeMismatch: status.HTTP_409_CONFLICT,
+    OutOfStock: status.HTTP_409_CONFLICT,
+    NotAShopper: status.HTTP_403_FORBIDDEN,
+}
+
+
+@csrf_exempt
+@require_POST
+def wxnotify(request):
+    """``POST /payment/wxnotify``: WeChat's payment result. Not in a request transaction."""
+    body = request.read(MAX_BODY_BYTES + 1)
+    notification = notification_receive(body=body, remote_addr=request.META.get("REMOTE_ADDR"))
+    if notification.replied == "SUCCESS":
+        return HttpResponse(NOTIFY_SUCCESS, content_type="text/xml")
+    # The outcome is one of our own constants: nothing from the request is echoed.
+    return HttpResponse(NOTIFY_FAIL % notification.outcome.encode(), content_type="text/xml")

@@ -1,0 +1,22 @@
+from django.contrib import admin
+from django.urls import path
+
+from accounts.views import LoginApi
+from orders.views import OrderDetailApi, OrderListApi
+from payments.views import PaymentOrderApi, wxnotify
+from shopsite.health import healthz
+
+# No trailing slashes (DESIGN §4).
+urlpatterns = [
+    path("accounts/login", LoginApi.as_view(), name="login"),
+    path("payment/order", PaymentOrderApi.as_view(), name="payment-order"),
+    path("payment/wxnotify", wxnotify, name="wxnotify"),
+    path("orders", OrderListApi.as_view(), name="order-list"),
+    path("orders/<str:out_trade_no>", OrderDetailApi.as_view(), name="order-detail"),
+    path("healthz", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = "shopsite.api.json_bad_request"
+handler404 = "shopsite.api.json_not_found"
+handler500 = "shopsite.api.json_server_error"

@@ -1,0 +1,90 @@
+import itertools
+
+import pytest
+import responses
+from django.core.cache import cache
+from django.db import connection
+from rest_framework.test import APIClient
+
+from accounts.models import User
+from accounts.tokens import token_issue
+from orders.models import Product
+from tests.wx import FakeWxPay
+
+_openids = itertools.count(1)
+
+
+def is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def pytest_collection_modifyitems(config, items):
+    skip = pytest.mark.skip(reason="needs PostgreSQL: DATABASE_URL=postgres://... make test")
+    for item in items:
+        if "postgres" in item.keywords and not is_postgres():
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Throttle counters live in the cache; every test starts with none."""
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _no_real_network():
+    """Any HTTP call a test did not mock fails the test (WeChat is never reachable).
+
+    Loopback stays reachable for the tests that run the simulator and the server.
+    """
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_passthru("http://127.0.0.1")
+        mock.add_passthru("http://localhost")
+        yield mock
+
+
+@pytest.fixture
+def http_mock(_no_real_network) -> responses.RequestsMock:
+    return _no_real_network
+
+
+@pytest.fixture
+def wxpay(http_mock) -> FakeWxPay:
+    return FakeWxPay(http_mock).install()
+
+
+def make_shopper(**fields) -> User:
+    n = next(_openids)
+    defaults = {"openid": f"o-test-openid-{n:04d}", "username": f"wx_test_{n}"}
+    defaults.update(fields)
+    return User.objects.create(**defaults)
+
+
+def client_for(user: User) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_issue(user_id=user.pk)}")
+    return client
+
+
+@pytest.fixture
+def shopper(db) -> User:
+    return make_shopper()
+
+
+@pytest.fixture
+def api(shopper) -> APIClient:
+    return client_for(shopper)
+
+
+@pytest.fixture
+def anon() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def products(db) -> dict[str, Product]:
+    return {
+        "tea": Product.objects.create(name="Oolong tea 250g", price=4500, stock=10),
+        "cup": Product.objects.create(name="Tea cup", price=1200, stock=None),
+        "gone": Product.objects.create(name="Old stock", price=100, stock=5, active=False),
+    }

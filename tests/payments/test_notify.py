@@ -1,0 +1,386 @@
+"""POST /payment/wxnotify: every path of a payment notify (DESIGN §4, §6.1, §6.2)."""
+
+import logging
+import threading
+from datetime import datetime, timedelta
+
+import pytest
+from django.conf import settings
+from django.db import OperationalError, connection
+from django.test import Client
+from django.utils import timezone
+
+from orders.models import Order
+from payments.models import PaymentNotification
+from payments.wxpay import BEIJING
+from tests.conftest import make_shopper
+from tests.orders.test_order_read import make_order
+from tests.wx import signed, wx_xml
+
+NOTIFY = "/payment/wxnotify"
+SUCCESS = (
+    b"<xml><return_code><![CDATA[SUCCESS]]></return_code>"
+    b"<return_msg><![CDATA[OK]]></return_msg></xml>"
+)
+Outcome = PaymentNotification.Outcome
+TRANSACTION_ID = "4200000483202001042069747825"
+
+
+def notify_fields(order: Order, **overrides) -> dict:
+    """A notify as WeChat sends it (sheet §5.1), unsigned."""
+    fields = {
+        "return_code": "SUCCESS",
+        "appid": settings.WECHAT_APPID,
+        "mch_id": settings.WECHAT_MCH_ID,
+        "nonce_str": "1732664410123",
+        "result_code": "SUCCESS",
+        "openid": order.openid,
+        "is_subscribe": "N",
+        "trade_type": "JSAPI",
+        "bank_type": "CMC",
+        "total_fee": order.total_fee,
+        "fee_type": "CNY",
+        "cash_fee": order.total_fee,
+        "transaction_id": TRANSACTION_ID,
+        "out_trade_no": order.out_trade_no,
+        "time_end": "20261127103015",
+    }
+    fields.update(overrides)
+    return fields
+
+
+def notify_body(order: Order, sign_type: str = "MD5", key: str | None = None, **overrides) -> bytes:
+    return wx_xml(signed(notify_fields(order, **overrides), key=key, sign_type=sign_type))
+
+
+def post(body: bytes, client: Client | None = None):
+    return (client or Client()).post(NOTIFY, data=body, content_type="text/xml")
+
+
+@pytest.fixture
+def order(db, products):
+    return make_order(make_shopper(), products)
+
+
+def reload(order: Order) -> Order:
+    return Order.objects.get(pk=order.pk)
+
+
+def only_notification() -> PaymentNotification:
+    return PaymentNotification.objects.get()
+
+
+@pytest.mark.django_db
+class TestHappyPath:
+    def test_valid_notify_marks_the_order_paid_and_answers_success(self, order):
+        response = post(notify_body(order))
+
+        assert response.status_code == 200
+        assert response.content == SUCCESS
+        order = reload(order)
+        assert order.status == Order.Status.PAID
+        assert order.transaction_id == TRANSACTION_ID
+        assert order.paid_at == datetime(2026, 11, 27, 10, 30, 15, tzinfo=BEIJING)
+        assert not order.needs_attention
+
+    def test_the_notification_is_kept_with_its_outcome(self, order):
+        body = notify_body(order)
+
+        post(body)
+
+        row = only_notification()
+        assert row.raw_body == body.decode()
+        assert row.remote_addr == "127.0.0.1"
+        assert (row.outcome, row.signature_valid, row.replied) == (Outcome.PAID, True, "SUCCESS")
+        assert (row.out_trade_no, row.transaction_id, row.order) == (
+            order.out_trade_no,
+            TRANSACTION_ID,
+            order,
+        )
+        assert row.processed_at is not None
+
+    def test_coupon_and_unknown_fields_are_part_of_the_signature(self, order):
+        body = notify_body(
+            order,
+            cash_fee=order.total_fee - 500,
+            coupon_fee=500,
+            coupon_count=1,
+            coupon_id_0="10000",
+            coupon_fee_0=500,
+            attach="gift-wrap",
+            some_future_field="x",
+        )
+
+        assert post(body).content == SUCCESS
+        assert reload(order).status == Order.Status.PAID
+
+    def test_hmac_order_is_verified_with_hmac_even_without_sign_type(self, order):
+        Order.objects.filter(pk=order.pk).update(sign_type="HMAC-SHA256")
+        # As real WeChat does (sheet §5.3): HMAC-signed, no sign_type field.
+        body = notify_body(order, sign_type="HMAC-SHA256")
+
+        assert post(body).content == SUCCESS
+        assert reload(order).status == Order.Status.PAID
+
+    def test_notify_with_explicit_hmac_sign_type_is_accepted(self, order):
+        body = wx_xml(
+            signed(notify_fields(order, sign_type="HMAC-SHA256"), sign_type="HMAC-SHA256")
+        )
+
+        assert post(body).content == SUCCESS
+
+    def test_result_code_fail_is_acknowledged_and_the_order_stays_unpaid(self, order):
+        response = post(notify_body(order, result_code="FAIL", err_code="NOTENOUGH"))
+
+        assert response.content == SUCCESS
+        assert reload(order).status == Order.Status.UNPAID
+        assert only_notification().outcome == Outcome.NOT_PAID
+
+
+@pytest.mark.django_db
+class TestDuplicates:
+    def test_duplicate_notify_is_acknowledged_once(self, order):
+        body = notify_body(order)
+
+        responses = [post(body) for _ in range(3)]
+
+        assert all(r.content == SUCCESS for r in responses)
+        outcomes = list(
+            PaymentNotification.objects.order_by("pk").values_list("outcome", flat=True)
+        )
+        assert outcomes == [Outcome.PAID, Outcome.DUPLICATE, Outcome.DUPLICATE]
+        assert reload(order).transaction_id == TRANSACTION_ID
+
+    def test_a_second_transaction_for_a_paid_order_is_flagged(self, order):
+        post(notify_body(order))
+
+        response = post(notify_body(order, transaction_id="4200000000000000000000000999"))
+
+        assert response.content == SUCCESS
+        order = reload(order)
+        assert order.transaction_id == TRANSACTION_ID
+        assert order.needs_attention
+        assert "4200000000000000000000000999" in order.attention_reason
+
+
+@pytest.mark.django_db
+class TestRejected:
+    def test_forged_signature_is_fail_and_recorded(self, order):
+        body = notify_body(order, key="0" * 32)
+
+        response = post(body)
+
+        assert b"FAIL" in response.content
+        assert reload(order).status == Order.Status.UNPAID
+        row = only_notification()
+        assert (row.outcome, row.signature_valid, row.replied) == (Outcome.REJECTED, False, "FAIL")
+
+    def test_tampered_amount_breaks_the_signature(self, order):
+        fields = signed(notify_fields(order))
+        fields["total_fee"] = 1
+
+        assert b"FAIL" in post(wx_xml(fields)).content
+        assert reload(order).status == Order.Status.UNPAID
+
+    def test_md5_signature_on_an_hmac_order_without_sign_type_is_rejected(self, order):
+        Order.objects.filter(pk=order.pk).update(sign_type="HMAC-SHA256")
+
+        assert b"FAIL" in post(notify_body(order, sign_type="MD5")).content
+        assert reload(order).status == Order.Status.UNPAID
+
+    def test_missing_sign_is_rejected(self, order):
+        assert b"FAIL" in post(wx_xml(notify_fields(order))).content
+
+    @pytest.mark.parametrize(
+        "override", [{"appid": "wx0000000000000000"}, {"mch_id": "1900000000"}]
+    )
+    def test_right_key_but_other_appid_or_merchant_is_rejected(self, order, override):
+        response = post(notify_body(order, **override))
+
+        assert b"FAIL" in response.content
+        assert reload(order).status == Order.Status.UNPAID
+        row = only_notification()
+        assert (row.outcome, row.signature_valid) == (Outcome.REJECTED, True)
+
+    def test_unknown_order_is_fail_and_recorded(self, order):
+        body = notify_body(order, out_trade_no="20260101000000ffffffffffffffffff")
+
+        assert b"FAIL" in post(body).content
+        row = only_notification()
+        assert (row.outcome, row.out_trade_no) == (
+            Outcome.UNKNOWN_ORDER,
+            "20260101000000ffffffffffffffffff",
+        )
+
+    def test_return_code_fail_is_not_applied(self, order):
+        body = wx_xml({"return_code": "FAIL", "return_msg": "whatever"})
+
+        assert b"FAIL" in post(body).content
+        assert only_notification().outcome == Outcome.REJECTED
+
+    @pytest.mark.parametrize(
+        "override", [{"total_fee": "12.5"}, {"time_end": "yesterday"}, {"transaction_id": ""}]
+    )
+    def test_signed_but_unusable_fields_are_fail(self, order, override):
+        assert b"FAIL" in post(notify_body(order, **override)).content
+        assert reload(order).status == Order.Status.UNPAID
+        assert only_notification().outcome == Outcome.MALFORMED
+
+
+@pytest.mark.django_db
+class TestFlagged:
+    def test_amount_mismatch_is_recorded_flagged_and_not_paid(self, order):
+        response = post(notify_body(order, total_fee=1, cash_fee=1))
+
+        assert response.content == SUCCESS  # recorded: retrying would change nothing
+        order = reload(order)
+        assert order.status == Order.Status.UNPAID
+        assert order.needs_attention
+        assert "amount 1" in order.attention_reason
+        assert only_notification().outcome == Outcome.FLAGGED
+
+    def test_payer_other_than_the_orders_openid_is_flagged(self, order):
+        post(notify_body(order, openid="o-someone-else"))
+
+        order = reload(order)
+        assert order.status == Order.Status.UNPAID
+        assert order.needs_attention
+
+    def test_payment_after_close_is_flagged_not_paid(self, order):
+        Order.objects.filter(pk=order.pk).update(status="closed", closed_at=timezone.now())
+
+        response = post(notify_body(order))
+
+        assert response.content == SUCCESS
+        order = reload(order)
+        assert order.status == Order.Status.CLOSED
+        assert order.needs_attention
+        assert order.transaction_id == TRANSACTION_ID
+        assert "closing" in order.attention_reason
+
+    def test_repeated_flagged_notifies_record_the_reason_once(self, order):
+        body = notify_body(order, total_fee=1)
+        post(body)
+        post(body)
+
+        assert reload(order).attention_reason.count("amount 1") == 1
+
+    def test_late_payment_of_an_expired_but_unclosed_order_is_paid(self, order):
+        # WeChat took the money: the order was still open here, so it is paid.
+        Order.objects.filter(pk=order.pk).update(expires_at=timezone.now() - timedelta(hours=1))
+
+        assert post(notify_body(order)).content == SUCCESS
+        assert reload(order).status == Order.Status.PAID
+
+
+@pytest.mark.django_db
+class TestHostileBodies:
+    @pytest.mark.parametrize(
+        "body",
+        [
+            b"",
+            b"not xml",
+            b"<xml><return_code>SUCCESS</return_code>",
+            b'<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY a "aaaa">]><xml><a>&a;</a></xml>',
+            b'<!DOCTYPE xml [<!ENTITY x SYSTEM "file:///etc/passwd">]><xml><a>&x;</a></xml>',
+            b"<xml><a>1</a><a>2</a></xml>",
+            b"<xml><a><b>1</b></a></xml>",
+            "<xml><a>caf\u00e9</a></xml>".encode("latin-1"),
+            b"\xff\xfe<\x00x\x00",
+        ],
+    )
+    def test_malformed_or_hostile_body_is_fail_and_kept(self, body):
+        response = post(body)
+
+        assert response.status_code == 200
+        assert b"<return_code><![CDATA[FAIL]]></return_code>" in response.content
+        row = only_notification()
+        assert row.outcome == Outcome.MALFORMED
+        assert row.raw_body == body.decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
+
+    def test_non_utf8_bytes_are_kept_escaped(self):
+        post(b"<xml><a>\xff</a></xml>")
+
+        assert only_notification().raw_body == "<xml><a>\\xff</a></xml>"
+
+    @pytest.mark.parametrize("size", [64 * 1024 + 1, 5 * 1024 * 1024])
+    def test_oversized_body_is_fail_and_only_its_start_kept(self, order, size):
+        body = notify_body(order)[:-6] + b"<pad>" + b"x" * size + b"</pad></xml>"
+
+        response = post(body)
+
+        assert b"FAIL" in response.content
+        row = only_notification()
+        assert (row.outcome, row.body_truncated, len(row.raw_body)) == (
+            Outcome.MALFORMED,
+            True,
+            4096,
+        )
+        assert reload(order).status == Order.Status.UNPAID
+
+    def test_get_is_405(self):
+        assert Client().get(NOTIFY).status_code == 405
+
+
+@pytest.mark.django_db
+def test_database_failure_while_processing_is_fail_and_the_body_is_kept(order):
+    def fail_order_updates(execute, sql, params, many, context):
+        if sql.startswith("UPDATE") and "orders_order" in sql:
+            raise OperationalError("server closed the connection unexpectedly")
+        return execute(sql, params, many, context)
+
+    body = notify_body(order)
+    with connection.execute_wrapper(fail_order_updates):
+        response = post(body)
+
+    assert b"FAIL" in response.content
+    assert reload(order).status == Order.Status.UNPAID
+    row = only_notification()
+    assert (row.outcome, row.raw_body) == (Outcome.ERROR, body.decode())
+
+    # WeChat retries once the database is back: paid, exactly once.
+    assert post(body).content == SUCCESS
+    assert reload(order).status == Order.Status.PAID
+
+
+@pytest.mark.django_db
+def test_notify_query_count_is_bounded(order, django_assert_max_num_queries):
+    with django_assert_max_num_queries(6):
+        assert post(notify_body(order)).content == SUCCESS
+
+
+@pytest.mark.django_db
+def test_no_secret_is_logged_while_processing_notifies(order, caplog):
+    with caplog.at_level(logging.DEBUG):
+        post(notify_body(order))
+        post(notify_body(order, key="0" * 32))
+
+    assert settings.WECHAT_MCH_KEY not in caplog.text
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_duplicate_notifies_pay_exactly_once(products):
+    order = make_order(make_shopper(), products)
+    body = notify_body(order)
+    barrier = threading.Barrier(20)
+    replies: list[bytes] = []
+
+    def deliver():
+        try:
+            barrier.wait()
+            replies.append(post(body).content)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert replies == [SUCCESS] * 20
+    outcomes = sorted(PaymentNotification.objects.values_list("outcome", flat=True))
+    assert outcomes == [Outcome.DUPLICATE] * 19 + [Outcome.PAID]
+    order = reload(order)
+    assert (order.status, order.transaction_id) == (Order.Status.PAID, TRANSACTION_ID)

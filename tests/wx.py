@@ -1,0 +1,111 @@
+"""WeChat's side of the wire, written independently of ``payments.wxpay``.
+
+Tests sign, encode and parse with these few lines straight from the protocol sheet
+(§2, §13) so that a bug in the production signing code makes tests fail instead of
+agreeing with itself.
+"""
+
+import hashlib
+import hmac
+import json
+import secrets
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import requests
+import responses
+from django.conf import settings
+
+
+def wx_sign(params: dict, key: str, sign_type: str = "MD5") -> str:
+    items = sorted((k, str(v)) for k, v in params.items() if k != "sign" and v not in (None, ""))
+    s = "&".join(f"{k}={v}" for k, v in items) + "&key=" + key
+    if sign_type == "HMAC-SHA256":
+        return hmac.new(key.encode(), s.encode("utf-8"), hashlib.sha256).hexdigest().upper()
+    return hashlib.md5(s.encode("utf-8")).hexdigest().upper()
+
+
+def wx_xml(params: dict) -> bytes:
+    parts = []
+    for k, v in params.items():
+        if isinstance(v, int):
+            parts.append(f"<{k}>{v}</{k}>")
+        else:
+            parts.append(f"<{k}><![CDATA[{v}]]></{k}>")
+    return ("<xml>" + "".join(parts) + "</xml>").encode("utf-8")
+
+
+def wx_parse(body: bytes) -> dict[str, str]:
+    return {child.tag: child.text or "" for child in ET.fromstring(body)}  # noqa: S314 (trusted)
+
+
+def signed(params: dict, key: str | None = None, sign_type: str = "MD5") -> dict:
+    params = dict(params)
+    params["sign"] = wx_sign(params, key or settings.WECHAT_MCH_KEY, sign_type)
+    return params
+
+
+@dataclass
+class FakeWxPay:
+    """``api.mch.weixin.qq.com`` behind ``responses``: checks every request's signature
+    like WeChat does and answers signed XML; failure modes are set per test."""
+
+    mock: responses.RequestsMock
+    requests_seen: list[dict] = field(default_factory=list)
+    err_code: str | None = None
+    http_status: int = 200
+    exception: Exception | None = None
+    tamper_answer: Callable[[dict], dict] | None = None
+    observers: list[Callable[[dict], None]] = field(default_factory=list)
+
+    @property
+    def base(self) -> str:
+        return settings.WECHAT_PAY_API_BASE
+
+    def install(self) -> "FakeWxPay":
+        for path in ("/pay/unifiedorder", "/pay/orderquery", "/pay/closeorder"):
+            self.mock.add_callback(responses.POST, self.base + path, callback=self._answer)
+        return self
+
+    def calls(self, path: str = "/pay/unifiedorder") -> list[dict]:
+        return [r for r in self.requests_seen if r["_path"] == path]
+
+    def _answer(self, request: requests.PreparedRequest):
+        if self.exception is not None:
+            raise self.exception
+        fields = wx_parse(request.body)
+        sign_type = fields.get("sign_type", "MD5")
+        assert fields["sign"] == wx_sign(fields, settings.WECHAT_MCH_KEY, sign_type), "bad sign"
+        path = request.path_url
+        self.requests_seen.append({**fields, "_path": path})
+        for observe in self.observers:
+            observe(fields)
+        if self.http_status != 200:
+            return (self.http_status, {}, "<html>upstream error</html>")
+        answer = {
+            "return_code": "SUCCESS",
+            "return_msg": "OK",
+            "appid": fields["appid"],
+            "mch_id": fields["mch_id"],
+            "nonce_str": secrets.token_hex(8),
+            "result_code": "SUCCESS",
+        }
+        if self.err_code:
+            answer.update(result_code="FAIL", err_code=self.err_code, err_code_des="test")
+        elif path == "/pay/unifiedorder":
+            answer.update(trade_type="JSAPI", prepay_id="wx" + fields["out_trade_no"][:30])
+        answer = signed(answer, sign_type=sign_type)
+        if self.tamper_answer:
+            answer = self.tamper_answer(answer)
+        return (200, {"Content-Type": "text/xml"}, wx_xml(answer))
+
+
+def code2session_answer(mock: responses.RequestsMock, payload: dict, status: int = 200) -> None:
+    mock.add(
+        responses.GET,
+        settings.WECHAT_API_BASE + "/sns/jscode2session",
+        body=json.dumps(payload),
+        status=status,
+        content_type="text/plain",  # WeChat's quirk (sheet §9)
+    )
