@@ -10,15 +10,13 @@
 """
 
 import logging
-from dataclasses import dataclass
 
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from orders.models import Order
-from orders.services import order_flag, order_mark_paid
 from payments.models import PaymentNotification
-from payments.services import payment_client
+from payments.services import PaymentFields, payment_apply, payment_client
 from payments.wxpay import (
     MAX_BODY_BYTES,
     XMLError,
@@ -40,17 +38,6 @@ class NotifyRejected(Exception):
     def __init__(self, outcome: str, detail: str):
         super().__init__(detail)
         self.outcome = outcome
-
-
-@dataclass(frozen=True)
-class PaymentFields:
-    """The fields of a verified notify that the order is checked against."""
-
-    out_trade_no: str
-    transaction_id: str
-    total_fee: int
-    openid: str
-    paid_at: object  # aware datetime from time_end (Beijing time)
 
 
 def notification_receive(*, body: bytes, remote_addr: str | None) -> PaymentNotification:
@@ -98,7 +85,7 @@ def _process(notification: PaymentNotification, body: bytes) -> None:
         if fields.get("result_code") != "SUCCESS":
             outcome, detail = Outcome.NOT_PAID, f"result_code {fields.get('result_code')!r}."
         else:
-            outcome, detail = _apply(order, _payment_fields(fields))
+            outcome, detail = payment_apply(order=order, payment=_payment_fields(fields))
         _finish(notification, outcome, detail)
 
 
@@ -124,44 +111,11 @@ def _payment_fields(fields: dict) -> PaymentFields:
     if not fields.get("transaction_id") or len(fields["transaction_id"]) > 32:
         raise NotifyRejected(Outcome.MALFORMED, "transaction_id is missing or too long.")
     return PaymentFields(
-        out_trade_no=fields["out_trade_no"],
         transaction_id=fields["transaction_id"],
         total_fee=total_fee,
         openid=fields.get("openid", ""),
         paid_at=paid_at,
     )
-
-
-def _apply(order: Order, payment: PaymentFields) -> tuple[str, str]:
-    """Decide what a verified, successful payment means for the (locked) order."""
-    if order.status in (Order.Status.PAID, Order.Status.REFUNDED):
-        if order.transaction_id == payment.transaction_id:
-            return Outcome.DUPLICATE, "Already recorded."
-        order_flag(
-            order=order,
-            reason=f"Paid twice: second transaction {payment.transaction_id}.",
-        )
-        return Outcome.FLAGGED, "A second payment for an order already paid."
-    problems = []
-    if payment.total_fee != order.total_fee:
-        problems.append(f"amount {payment.total_fee} ≠ order total {order.total_fee}")
-    if payment.openid != order.openid:
-        problems.append("payer openid differs from the order's")
-    if problems:
-        order_flag(order=order, reason=f"Payment {payment.transaction_id}: {'; '.join(problems)}.")
-        return Outcome.FLAGGED, "; ".join(problems)
-    if order.status == Order.Status.CLOSED:
-        # Money was taken for an order we had closed (and whose stock went back).
-        order_flag(
-            order=order,
-            reason=f"Paid after closing: transaction {payment.transaction_id}; refund or ship.",
-            transaction_id=payment.transaction_id,
-            paid_at=payment.paid_at,
-        )
-        return Outcome.FLAGGED, "Paid after the order was closed."
-    if order_mark_paid(order=order, transaction_id=payment.transaction_id, paid_at=payment.paid_at):
-        return Outcome.PAID, "Order marked paid."
-    raise NotifyRejected(Outcome.ERROR, f"Order in unexpected state {order.status!r}.")
 
 
 def _finish(notification: PaymentNotification, outcome: str, detail: str) -> None:

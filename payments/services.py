@@ -6,14 +6,16 @@ later sit beside v2 without touching order logic.
 """
 
 import logging
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import lru_cache
 
 from django.conf import settings
 from django.utils import timezone
 
 from orders.models import Order
-from orders.services import order_set_prepay
+from orders.services import order_flag, order_mark_paid, order_set_prepay
+from payments.models import PaymentNotification
 from payments.wxpay import WxPayClient, WxPayConfig
 from shopsite.wechat import PAY_SETTINGS, require_settings
 
@@ -80,3 +82,53 @@ def payment_prepare(*, order: Order) -> dict[str, str]:
         ):
             raise OrderNotPayable(f"Order {order.out_trade_no} stopped being payable.")
     return client.jsapi_params(order.prepay_id)
+
+
+Outcome = PaymentNotification.Outcome
+
+
+@dataclass(frozen=True)
+class PaymentFields:
+    """What WeChat says was paid, from a verified notify or orderquery answer."""
+
+    transaction_id: str
+    total_fee: int  # fen
+    openid: str
+    paid_at: datetime  # WeChat's time_end, Beijing time
+
+
+def payment_apply(*, order: Order, payment: PaymentFields) -> tuple[str, str]:
+    """Record a payment WeChat vouched for; returns ``(outcome, detail)``.
+
+    The one place that decides what a payment means for an order, for notifies and
+    reconciliation alike. Call it inside the transaction that locked ``order``
+    (``select_for_update``). A payment that does not fit the order is never applied
+    silently and never dropped: the order is flagged for staff with the reason.
+    """
+    if order.status in (Order.Status.PAID, Order.Status.REFUNDED) or (
+        order.status == Order.Status.CLOSED and order.transaction_id
+    ):
+        if order.transaction_id == payment.transaction_id:
+            return Outcome.DUPLICATE, "Already recorded."
+        order_flag(order=order, reason=f"Paid twice: second transaction {payment.transaction_id}.")
+        return Outcome.FLAGGED, "A second payment for an order already paid."
+    problems = []
+    if payment.total_fee != order.total_fee:
+        problems.append(f"amount {payment.total_fee} ≠ order total {order.total_fee}")
+    if payment.openid != order.openid:
+        problems.append("payer openid differs from the order's")
+    if problems:
+        order_flag(order=order, reason=f"Payment {payment.transaction_id}: {'; '.join(problems)}.")
+        return Outcome.FLAGGED, "; ".join(problems)
+    if order.status == Order.Status.CLOSED:
+        # Money was taken for an order we had closed (and whose stock went back).
+        order_flag(
+            order=order,
+            reason=f"Paid after closing: transaction {payment.transaction_id}; refund or ship.",
+            transaction_id=payment.transaction_id,
+            paid_at=payment.paid_at,
+        )
+        return Outcome.FLAGGED, "Paid after the order was closed."
+    if order_mark_paid(order=order, transaction_id=payment.transaction_id, paid_at=payment.paid_at):
+        return Outcome.PAID, "Order marked paid."
+    raise RuntimeError(f"Order {order.out_trade_no} in unexpected state {order.status!r}.")
