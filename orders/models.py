@@ -72,6 +72,15 @@ class Order(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     expires_at = models.DateTimeField(help_text="After this the order can no longer be paid.")
     closed_at = models.DateTimeField(null=True, blank=True)
+    # WeChat refuses closeorder within 5 minutes of unifiedorder (sheet §6.2): such an
+    # order is closed here at once and at WeChat by the next reconciliation.
+    close_pending_at_wechat = models.BooleanField(
+        default=False,
+        help_text="Closed here; WeChat still has to be told (done by reconcile_orders).",
+    )
+    # Lets several reconcile_orders processes share the work without holding a row
+    # lock while they wait on WeChat.
+    reconcile_claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
     needs_attention = models.BooleanField(
         default=False,
         db_index=True,

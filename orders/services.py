@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import User
@@ -197,3 +197,48 @@ def order_flag(*, order: Order, reason: str, **fields) -> None:
         setattr(order, name, value)
     order.save(update_fields=["needs_attention", "attention_reason", *fields])
     logger.warning("order flagged out_trade_no=%s reason=%s", order.out_trade_no, reason)
+
+
+def order_close_local(*, order: Order, pending_at_wechat: bool = False) -> bool:
+    """unpaid → closed, giving the reserved stock back; False if it was not unpaid.
+
+    Only our side: telling WeChat is the caller's job (``payments.lifecycle``).
+    """
+    with transaction.atomic():
+        locked = Order.objects.select_for_update().get(pk=order.pk)
+        if locked.status != Order.Status.UNPAID:
+            order.status = locked.status
+            return False
+        now = timezone.now()
+        Order.objects.filter(pk=order.pk).update(
+            status=Order.Status.CLOSED, closed_at=now, close_pending_at_wechat=pending_at_wechat
+        )
+        _stock_return(order=locked)
+    order.status, order.closed_at = Order.Status.CLOSED, now
+    order.close_pending_at_wechat = pending_at_wechat
+    logger.info("order closed out_trade_no=%s", order.out_trade_no)
+    return True
+
+
+def _stock_return(*, order: Order) -> None:
+    # Products in primary-key order, as order_create locks them.
+    for item in order.items.filter(product__stock__isnull=False).order_by("product_id"):
+        Product.objects.filter(pk=item.product_id, stock__isnull=False).update(
+            stock=F("stock") + item.quantity
+        )
+
+
+def order_claim_for_reconcile(*, order: Order, seconds: int) -> bool:
+    """Claim an order for one reconcile process for ``seconds``; False if another has it."""
+    now = timezone.now()
+    claimed = (
+        Order.objects.filter(pk=order.pk)
+        .filter(Q(reconcile_claimed_until__isnull=True) | Q(reconcile_claimed_until__lt=now))
+        .update(reconcile_claimed_until=now + timedelta(seconds=seconds))
+    )
+    return bool(claimed)
+
+
+def order_clear_close_pending(*, order: Order) -> None:
+    Order.objects.filter(pk=order.pk).update(close_pending_at_wechat=False)
+    order.close_pending_at_wechat = False

@@ -1,8 +1,13 @@
-from rest_framework import generics, serializers
+from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from orders.models import Order, OrderItem
 from orders.selectors import order_get_for_user, order_list_for_user
+from payments.lifecycle import OrderNotClosable, order_close
+from payments.wxpay import WxPayError
+from shopsite.api import api_error
 
 
 class OrderItemOutputSerializer(serializers.ModelSerializer):
@@ -48,3 +53,29 @@ class OrderDetailApi(generics.RetrieveAPIView):
         if order is None:
             raise NotFound("No such order.")
         return order
+
+
+class OrderCloseApi(APIView):
+    """``POST /orders/<out_trade_no>/close``: the owner gives up an unpaid order."""
+
+    def post(self, request, out_trade_no: str):
+        order = order_get_for_user(user=request.user, out_trade_no=out_trade_no)
+        if order is None:
+            raise NotFound("No such order.")
+        try:
+            result = order_close(order=order)
+        except OrderNotClosable as exc:
+            return api_error(status.HTTP_409_CONFLICT, str(exc), status=exc.status)
+        except WxPayError as exc:
+            return api_error(
+                status.HTTP_502_BAD_GATEWAY,
+                f"WeChat Pay could not close the order: {exc}",
+                err_code=getattr(exc, "err_code", None),
+            )
+        if not result.closed:
+            return api_error(
+                status.HTTP_409_CONFLICT,
+                "The order was paid meanwhile and cannot be closed.",
+                status=result.order.status,
+            )
+        return Response(OrderOutputSerializer(result.order).data)

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import path
 
 from accounts.views import LoginApi
-from orders.views import OrderDetailApi, OrderListApi
+from orders.views import OrderCloseApi, OrderDetailApi, OrderListApi
 from payments.views import PaymentOrderApi, wxnotify
 from shopsite.health import healthz
 
@@ -13,6 +13,7 @@ urlpatterns = [
     path("payment/wxnotify", wxnotify, name="wxnotify"),
     path("orders", OrderListApi.as_view(), name="order-list"),
     path("orders/<str:out_trade_no>", OrderDetailApi.as_view(), name="order-detail"),
+    path("orders/<str:out_trade_no>/close", OrderCloseApi.as_view(), name="order-close"),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
 ]

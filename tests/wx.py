@@ -59,6 +59,10 @@ class FakeWxPay:
     exception: Exception | None = None
     tamper_answer: Callable[[dict], dict] | None = None
     observers: list[Callable[[dict], None]] = field(default_factory=list)
+    # Per-path business errors ({"/pay/closeorder": "ORDERPAID"}) and extra answer fields
+    # ({"/pay/orderquery": {"trade_state": "SUCCESS", ...}}).
+    path_errors: dict[str, str] = field(default_factory=dict)
+    path_fields: dict[str, dict] = field(default_factory=dict)
 
     @property
     def base(self) -> str:
@@ -92,10 +96,13 @@ class FakeWxPay:
             "nonce_str": secrets.token_hex(8),
             "result_code": "SUCCESS",
         }
-        if self.err_code:
-            answer.update(result_code="FAIL", err_code=self.err_code, err_code_des="test")
+        err_code = self.path_errors.get(path, self.err_code)
+        if err_code:
+            answer.update(result_code="FAIL", err_code=err_code, err_code_des="test")
         elif path == "/pay/unifiedorder":
             answer.update(trade_type="JSAPI", prepay_id="wx" + fields["out_trade_no"][:30])
+        else:
+            answer.update(self.path_fields.get(path, {}))
         answer = signed(answer, sign_type=sign_type)
         if self.tamper_answer:
             answer = self.tamper_answer(answer)

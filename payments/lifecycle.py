@@ -1,0 +1,143 @@
+"""Orders after checkout: closing them and reconciling them with WeChat.
+
+WeChat does not promise that a notify ever arrives, and an unpaid order holds stock,
+so every unpaid order ends one of two ways: paid (a notify, or ``orderquery`` saying
+SUCCESS) or closed (by its owner, by staff, or by reconciliation once it expired).
+WeChat is asked first and our rows are changed after, in short transactions of their
+own: no row lock is held while WeChat answers (DESIGN §6.7).
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from orders.models import Order
+from orders.services import order_clear_close_pending, order_close_local, order_flag
+from payments.services import PaymentFields, payment_apply, payment_client
+from payments.wxpay import OrderClosed, OrderNotExist, OrderPaid, TradeQuery
+
+logger = logging.getLogger(__name__)
+
+# WeChat refuses closeorder within 5 minutes of unifiedorder (sheet §6.2).
+WECHAT_CLOSE_MIN_AGE = timedelta(minutes=5)
+CLOSED_STATES = {"CLOSED", "REVOKED", "PAYERROR"}
+
+
+class OrderNotClosable(Exception):
+    def __init__(self, order: Order):
+        super().__init__(f"Order {order.out_trade_no} is {order.status} and cannot be closed.")
+        self.status = order.status
+
+
+@dataclass(frozen=True)
+class CloseResult:
+    order: Order
+    closed: bool  # False: it turned out paid
+
+
+def order_close(*, order: Order) -> CloseResult:
+    """Close an unpaid order for its owner or staff, at WeChat too when it can be.
+
+    Within WeChat's first 5 minutes it is closed here only and reconciliation closes it
+    at WeChat later. When WeChat answers that the order was paid meanwhile, the payment
+    is recorded (through the same checks as a notify) instead.
+    """
+    if order.status == Order.Status.CLOSED:
+        return CloseResult(order, closed=True)
+    if order.status != Order.Status.UNPAID:
+        raise OrderNotClosable(order)
+    pending = bool(order.prepay_id) and not _wechat_may_close(order)
+    if order.prepay_id and not pending and _close_at_wechat(order) == "paid":
+        order.refresh_from_db()
+        return CloseResult(order, closed=False)
+    if not order_close_local(order=order, pending_at_wechat=pending):
+        order.refresh_from_db()
+        if order.status != Order.Status.CLOSED:
+            raise OrderNotClosable(order)
+    return CloseResult(order, closed=True)
+
+
+def _wechat_may_close(order: Order) -> bool:
+    return timezone.now() - order.created_at >= WECHAT_CLOSE_MIN_AGE
+
+
+def _close_at_wechat(order: Order) -> str:
+    """closeorder; ``"paid"`` when WeChat says the order was paid (and that is recorded)."""
+    try:
+        payment_client(sign_type=order.sign_type).close_order(out_trade_no=order.out_trade_no)
+    except (OrderClosed, OrderNotExist):
+        pass  # closed already, or WeChat never had it: closed either way
+    except OrderPaid:
+        trade = payment_client(sign_type=order.sign_type).order_query(
+            out_trade_no=order.out_trade_no
+        )
+        if trade.is_paid:
+            _apply_trade(order, trade)
+            return "paid"
+    return "closed"
+
+
+def _apply_trade(order: Order, trade: TradeQuery) -> str:
+    """Record what a verified orderquery answer says was paid."""
+    payment = PaymentFields(
+        transaction_id=trade.transaction_id,
+        # A paid trade always carries total_fee; if not, -1 makes payment_apply flag it.
+        total_fee=trade.total_fee if trade.total_fee is not None else -1,
+        openid=trade.openid,
+        paid_at=trade.time_end or timezone.now(),
+    )
+    with transaction.atomic():
+        locked = Order.objects.select_for_update().get(pk=order.pk)
+        outcome, _ = payment_apply(order=locked, payment=payment)
+    return outcome
+
+
+def order_reconcile(*, order: Order) -> str:
+    """Bring one order in line with WeChat; returns what was done, for the summary.
+
+    Idempotent: every change goes through a conditional update or ``payment_apply``
+    under the row lock, so running it twice, or beside a notify, is harmless.
+    """
+    if order.status == Order.Status.CLOSED:
+        return _reconcile_closed(order)
+    if order.status != Order.Status.UNPAID:
+        return "nothing to do"
+    expired = order.expires_at <= timezone.now()
+    if not order.prepay_id:
+        # Never reached WeChat: nobody can have paid it.
+        if expired and order_close_local(order=order):
+            return "closed (expired, never sent to WeChat)"
+        return "waiting"
+    try:
+        trade = payment_client(sign_type=order.sign_type).order_query(
+            out_trade_no=order.out_trade_no
+        )
+    except OrderNotExist:
+        trade = None
+    if trade is not None and trade.trade_state in ("SUCCESS", "REFUND"):
+        outcome = _apply_trade(order, trade)
+        if trade.trade_state == "REFUND":
+            order_flag(order=order, reason="WeChat reports a refund started on this order.")
+        return f"payment recorded ({outcome})"
+    if trade is not None and trade.trade_state in CLOSED_STATES:
+        order_close_local(order=order)
+        return f"closed ({trade.trade_state} at WeChat)"
+    if expired and (trade is None or trade.trade_state == "NOTPAY"):
+        if _close_at_wechat(order) == "paid":
+            return "payment recorded (paid while closing)"
+        order_close_local(order=order)
+        return "closed (expired)"
+    return "waiting"
+
+
+def _reconcile_closed(order: Order) -> str:
+    if not order.close_pending_at_wechat:
+        return "nothing to do"
+    if not _wechat_may_close(order):
+        return "waiting"
+    outcome = _close_at_wechat(order)
+    order_clear_close_pending(order=order)
+    return "payment after close recorded" if outcome == "paid" else "closed at WeChat"

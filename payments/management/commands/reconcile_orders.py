@@ -1,0 +1,55 @@
+"""``python manage.py reconcile_orders``: ask WeChat about orders whose fate is open.
+
+Safe from cron on several machines at once: each order is claimed for a while with a
+conditional UPDATE before WeChat is asked, and every change it makes is idempotent.
+"""
+
+from collections import Counter
+from datetime import timedelta
+
+from django.core.management.base import BaseCommand
+
+from orders.selectors import orders_to_reconcile
+from orders.services import order_claim_for_reconcile
+from payments.lifecycle import order_reconcile
+from payments.wxpay import WxPayError
+
+
+class Command(BaseCommand):
+    help = "Record payments whose notify never came and close expired unpaid orders."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--min-age-minutes",
+            type=int,
+            default=5,
+            help="Only orders at least this old (default 5: give the notify a chance).",
+        )
+        parser.add_argument("--limit", type=int, default=500, help="At most this many orders.")
+        parser.add_argument(
+            "--claim-seconds",
+            type=int,
+            default=120,
+            help="How long an order is reserved for this run against other runs.",
+        )
+
+    def handle(self, *args, min_age_minutes, limit, claim_seconds, verbosity, **options):
+        summary: Counter[str] = Counter()
+        candidates = list(
+            orders_to_reconcile(older_than=timedelta(minutes=min_age_minutes), limit=limit)
+        )
+        for n, order in enumerate(candidates, start=1):
+            if not order_claim_for_reconcile(order=order, seconds=claim_seconds):
+                summary["taken by another run"] += 1
+                continue
+            try:
+                action = order_reconcile(order=order)
+            except WxPayError as exc:
+                action = f"WeChat error ({type(exc).__name__})"
+                self.stderr.write(f"{order.out_trade_no}: {exc}")
+            summary[action] += 1
+            if verbosity > 1:
+                self.stdout.write(f"[{n}/{len(candidates)}] {order.out_trade_no}: {action}")
+        self.stdout.write(f"reconcile_orders: {len(candidates)} orders looked at")
+        for action, count in sorted(summary.items()):
+            self.stdout.write(f"  {count:6d}  {action}")
