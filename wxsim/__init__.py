@@ -1,0 +1,7 @@
+"""wxsim: a local WeChat simulator (mini-program login + WeChat Pay API v2) for development,
+demos, end-to-end tests and benchmarks.
+
+Independent of the shop on purpose: it imports nothing from Django or the shop's apps and
+has its own signing code, so a signing bug in the shop shows up as a failed end-to-end test.
+Run it with ``python -m wxsim``; see README.md beside this file.
+"""

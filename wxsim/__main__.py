@@ -1,0 +1,83 @@
+"""``python -m wxsim``: run the simulator until interrupted.
+
+Every option can also come from the environment (``WXSIM_*``), so scripts and CI can
+configure it without building a command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+from wxsim.config import DEMO_APPID, DEMO_MCH_ID, DEMO_MCH_KEY, DEMO_SECRET, Config
+from wxsim.server import make_server
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[Config, str]:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(
+        prog="python -m wxsim",
+        description="Local WeChat simulator: code2Session + WeChat Pay v2 + notifies.",
+    )
+    # String defaults go through type=, so a bad WXSIM_PORT gets a usage error, not a trace.
+    parser.add_argument("--host", default=env("WXSIM_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=env("WXSIM_PORT", "0"),
+                        help="0 picks a free port (default)")
+    parser.add_argument("--appid", default=env("WXSIM_APPID", DEMO_APPID))
+    parser.add_argument("--secret", default=env("WXSIM_SECRET", DEMO_SECRET))
+    parser.add_argument("--mch-id", default=env("WXSIM_MCH_ID", DEMO_MCH_ID))
+    parser.add_argument("--mch-key", default=env("WXSIM_MCH_KEY", DEMO_MCH_KEY),
+                        help="the 32-character API v2 key")
+    parser.add_argument("--retry-scale", type=float, default=env("WXSIM_RETRY_SCALE", "1"),
+                        help="multiplies the notify retry schedule and refund delay")
+    parser.add_argument("--close-min-seconds", type=float,
+                        default=env("WXSIM_CLOSE_MIN_SECONDS", "300"),
+                        help="closeorder is refused this long after unifiedorder")
+    parser.add_argument("--ready-file", default=env("WXSIM_READY_FILE", ""),
+                        help="write the base URL here once listening")
+    parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    args = parser.parse_args(argv)
+    try:
+        config = Config(
+            appid=args.appid, secret=args.secret, mch_id=args.mch_id, mch_key=args.mch_key,
+            host=args.host, port=args.port, retry_scale=args.retry_scale,
+            close_min_seconds=args.close_min_seconds, verbose=args.verbose,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+    return config, args.ready_file
+
+
+def _write_ready_file(path: str, base_url: str) -> None:
+    # Write then rename, so a watcher never reads a half-written URL.
+    target = Path(path)
+    partial = target.with_name(target.name + ".partial")
+    partial.write_text(base_url + "\n", encoding="utf-8")
+    partial.replace(target)
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    config, ready_file = parse_args(argv)
+    server = make_server(config)
+    signal.signal(signal.SIGTERM, _stop)
+    print(f"wxsim listening on {server.base_url}", flush=True)
+    if ready_file:
+        _write_ready_file(ready_file, server.base_url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

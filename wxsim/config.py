@@ -1,0 +1,38 @@
+"""Simulator configuration: the one mini-program and the one merchant it knows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEMO_APPID = "wx0000000000demo"
+DEMO_SECRET = "demo-app-secret"  # noqa: S105 - a public demo value
+DEMO_MCH_ID = "1900000109"
+# 32 characters like a real APIv2 key (§2.1 step 5). A demo value, never a real one.
+DEMO_MCH_KEY = "wxsimDemoMchKey0123456789abcdefX"
+
+
+@dataclass(frozen=True)
+class Config:
+    appid: str = DEMO_APPID
+    secret: str = DEMO_SECRET
+    mch_id: str = DEMO_MCH_ID
+    mch_key: str = DEMO_MCH_KEY
+    host: str = "127.0.0.1"
+    port: int = 0
+    # Multiplies WeChat's notify retry schedule (§5.5) and the refund processing delay,
+    # so tests can watch a day of retries in a fraction of a second.
+    retry_scale: float = 1.0
+    # WeChat refuses closeorder within 5 minutes of unifiedorder (§6.2).
+    close_min_seconds: float = 300.0
+    # WeChat counts a notify as failed when the reply takes longer than 5 s (§5.2 rule 5).
+    notify_timeout: float = 5.0
+    verbose: bool = False
+
+    def __post_init__(self) -> None:
+        if len(self.mch_key) != 32 or not self.mch_key.isascii():
+            raise ValueError("mch_key must be 32 ASCII characters, like a WeChat APIv2 key")
+        for name in ("appid", "secret", "mch_id"):
+            if not getattr(self, name):
+                raise ValueError(f"{name} must not be empty")
+        if self.retry_scale < 0 or self.close_min_seconds < 0:
+            raise ValueError("retry_scale and close_min_seconds must be >= 0")

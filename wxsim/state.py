@@ -1,0 +1,181 @@
+"""The simulator's memory: login codes, the trade ledger, refunds, counters.
+
+Every mutation happens under ``Simulator.lock``; HTTP handler threads and notify
+threads share one ``Simulator``. Network I/O never happens while holding the lock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from wxsim.config import Config
+from wxsim.faults import Faults
+from wxsim.notify import Notifier
+
+# Trade states this simulator produces (orderquery trade_state, §6.1).
+NOTPAY, SUCCESS, CLOSED, REFUND = "NOTPAY", "SUCCESS", "CLOSED", "REFUND"
+PAID_STATES = (SUCCESS, REFUND)
+
+
+@dataclass
+class LoginCode:
+    openid: str
+    issued_at: float
+    used: bool = False
+
+
+@dataclass
+class WxUser:
+    openid: str
+    session_key: str
+    unionid: str = ""
+
+
+@dataclass
+class Refund:
+    out_refund_no: str
+    refund_id: str
+    out_trade_no: str
+    refund_fee: int
+    created_at: float
+    notify_url: str = ""
+    status: str = "PROCESSING"
+    success_time: str = ""
+    notify: str = "none"  # what became of the refund notify: none/scheduled/dropped/skipped...
+    notify_attempts: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "out_refund_no": self.out_refund_no,
+            "refund_id": self.refund_id,
+            "refund_fee": self.refund_fee,
+            "status": self.status,
+            "success_time": self.success_time,
+            "notify_url": self.notify_url,
+            "notify": self.notify,
+            "notify_attempts": list(self.notify_attempts),
+        }
+
+
+@dataclass
+class Trade:
+    out_trade_no: str
+    # The unifiedorder fields except nonce_str/sign: re-entry must repeat them exactly (§3.3).
+    params: dict[str, str]
+    sign_type: str
+    created_at: float
+    prepay_id: str
+    prepay_expires_at: float
+    state: str = NOTPAY
+    transaction_id: str = ""
+    payer_openid: str = ""
+    time_end: str = ""
+    bank_type: str = ""
+    cash_fee: int = 0
+    coupon_fee: int = 0
+    coupon_id: str = ""
+    refunds: list[Refund] = field(default_factory=list)
+    notify_attempts: list[dict[str, Any]] = field(default_factory=list)
+    notifies_dropped: int = 0
+
+    @property
+    def openid(self) -> str:
+        return self.params.get("openid", "")
+
+    @property
+    def total_fee(self) -> int:
+        return int(self.params["total_fee"])
+
+    @property
+    def refunded_fee(self) -> int:
+        return sum(r.refund_fee for r in self.refunds)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "out_trade_no": self.out_trade_no,
+            "state": self.state,
+            "total_fee": self.total_fee,
+            "openid": self.openid,
+            "sign_type": self.sign_type,
+            "trade_type": self.params.get("trade_type", ""),
+            "attach": self.params.get("attach", ""),
+            "notify_url": self.params.get("notify_url", ""),
+            "prepay_id": self.prepay_id,
+            "prepay_expires_at": self.prepay_expires_at,
+            "created_at": self.created_at,
+            "transaction_id": self.transaction_id,
+            "payer_openid": self.payer_openid,
+            "time_end": self.time_end,
+            "cash_fee": self.cash_fee,
+            "coupon_fee": self.coupon_fee,
+            "refunded_fee": self.refunded_fee,
+            "notify_attempts": list(self.notify_attempts),
+            "notifies_dropped": self.notifies_dropped,
+            "refunds": [r.as_json() for r in self.refunds],
+        }
+
+
+class Simulator:
+    """All simulator state, guarded by ``lock``. ``now`` is injectable for expiry tests."""
+
+    def __init__(self, config: Config, now: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.now = now
+        self.lock = threading.RLock()
+        self.faults = Faults()
+        self.notifier = Notifier(self)
+        self._clear_ledgers()
+
+    def _clear_ledgers(self) -> None:
+        self.codes: dict[str, LoginCode] = {}
+        self.users: dict[str, WxUser] = {}
+        self.code2session_calls: dict[str, deque[float]] = {}
+        self.trades: dict[str, Trade] = {}
+        self.prepay_index: dict[str, str] = {}  # every prepay_id ever issued -> out_trade_no
+        self.transaction_index: dict[str, str] = {}
+        self.refunds: dict[str, Refund] = {}  # out_refund_no -> Refund (unique per merchant)
+        self.refund_index: dict[str, str] = {}  # refund_id -> out_refund_no
+        self.requests: Counter[str] = Counter()
+        self.connections_accepted = 0
+
+    def reset(self) -> None:
+        """Forget everything and cancel pending notify retries (``POST /sim/reset``)."""
+        with self.lock:
+            self._clear_ledgers()
+            self.faults.clear()
+            self.notifier.reset()
+
+    def close(self) -> None:
+        self.notifier.close()
+
+    def count_request(self, path: str) -> None:
+        with self.lock:
+            self.requests[path] += 1
+
+    def count_connection(self) -> None:
+        with self.lock:
+            self.connections_accepted += 1
+
+    def stats(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "requests": dict(self.requests),
+                "connections_accepted": self.connections_accepted,
+                "notifies": self.notifier.counters(),
+            }
+
+    def find_trade(
+        self, *, out_trade_no: str = "", transaction_id: str = "", prepay_id: str = ""
+    ) -> Trade | None:
+        """Look a trade up; transaction_id wins over out_trade_no as in orderquery (§6.1)."""
+        with self.lock:
+            if transaction_id:
+                out_trade_no = self.transaction_index.get(transaction_id, "")
+            elif prepay_id:
+                out_trade_no = self.prepay_index.get(prepay_id, "")
+            return self.trades.get(out_trade_no) if out_trade_no else None
