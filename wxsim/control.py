@@ -13,7 +13,7 @@ from urllib.parse import unquote
 
 from wxsim.login import issue_code
 from wxsim.state import Simulator
-from wxsim.trades import PayRefused, pay_trade, resend_notify
+from wxsim.trades import PayRefused, check_request_payment, pay_trade, resend_notify
 
 JsonReply = tuple[int, dict[str, Any]]
 MAX_COPIES = 100
@@ -76,8 +76,11 @@ def _login(sim: Simulator, data: dict[str, Any], _: str) -> JsonReply:
 def _pay(sim: Simulator, data: dict[str, Any], _: str) -> JsonReply:
     out_trade_no = _field(data, "out_trade_no", str, "")
     prepay_id = _field(data, "prepay_id", str, "")
+    if "payment" in data:
+        # The phone's way: the wx.requestPayment parameters, checked as WeChat checks them.
+        prepay_id = check_request_payment(sim, _field(data, "payment", dict, {}))
     if not (out_trade_no or prepay_id):
-        raise BadRequest('give "out_trade_no" or "prepay_id"')
+        raise BadRequest('give "payment", "out_trade_no" or "prepay_id"')
     return 200, pay_trade(
         sim,
         out_trade_no=out_trade_no,

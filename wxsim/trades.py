@@ -6,6 +6,7 @@ The payment is what the phone does after ``wx.requestPayment``; here it is trigg
 
 from __future__ import annotations
 
+import hmac
 import re
 import secrets
 from typing import Any
@@ -21,7 +22,7 @@ from wxsim.payapi import (
     require,
     require_one,
 )
-from wxsim.protocol import random_digits, random_string, signed_xml, wx_time
+from wxsim.protocol import random_digits, random_string, sign, signed_xml, wx_time
 from wxsim.state import CLOSED, NOTPAY, PAID_STATES, REFUND, SUCCESS, Simulator, Trade
 
 PREPAY_TTL_S = 2 * 3600  # prepay_id is valid 2 hours (§3.3)
@@ -160,6 +161,36 @@ def closeorder(sim: Simulator, request: PayRequest) -> dict[str, Any]:
 
 
 # --- the payment (POST /sim/pay) and its notify -------------------------------------------
+
+PAY_SIGN_FAILED = "支付验证签名失败"
+REQUEST_PAYMENT_FIELDS = ("timeStamp", "nonceStr", "package", "signType", "paySign")
+
+
+def check_request_payment(sim: Simulator, payment: dict[str, Any]) -> str:
+    """What WeChat checks when a mini-program calls ``wx.requestPayment(payment)`` (§4).
+
+    Returns the prepay_id. The sign type must be the trade's own, and paySign must sign
+    appId (not passed, but signed), timeStamp, nonceStr, package and signType (§4.2).
+    """
+    if set(payment) != set(REQUEST_PAYMENT_FIELDS) or not all(
+        isinstance(payment[name], str) for name in REQUEST_PAYMENT_FIELDS
+    ):
+        raise PayRefused(400, f"requestPayment takes exactly the strings {REQUEST_PAYMENT_FIELDS}")
+    if not re.fullmatch(r"[0-9]{10}", payment["timeStamp"]):
+        raise PayRefused(400, f"{PAY_SIGN_FAILED}: timeStamp must be 10 digits of seconds")
+    prepay_id = payment["package"].removeprefix("prepay_id=")
+    with sim.lock:
+        trade = sim.find_trade(prepay_id=prepay_id)
+        sign_type = trade.sign_type if trade else ""
+    if trade is None or not payment["package"].startswith("prepay_id="):
+        raise PayRefused(409, PREPAY_EXPIRED)
+    signed = {"appId": sim.config.appid, **{k: payment[k] for k in REQUEST_PAYMENT_FIELDS[:4]}}
+    if payment["signType"] != sign_type or not hmac.compare_digest(
+        payment["paySign"], sign(signed, sim.config.mch_key, sign_type)
+    ):
+        raise PayRefused(400, PAY_SIGN_FAILED)
+    return prepay_id
+
 
 def pay_trade(
     sim: Simulator, *, out_trade_no: str = "", prepay_id: str = "", openid: str = "",
