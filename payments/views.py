@@ -1,3 +1,5 @@
+import logging
+
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -19,6 +21,8 @@ from payments.notify import notification_receive
 from payments.services import OrderNotPayable, payment_client, payment_prepare
 from payments.wxpay import MAX_BODY_BYTES, WxPayBusinessError, WxPayError
 from shopsite.api import api_error
+
+logger = logging.getLogger(__name__)
 
 # Exactly WeChat's expected bytes (protocol sheet §5.4): no declaration, no whitespace.
 NOTIFY_SUCCESS = (
@@ -115,7 +119,15 @@ _ORDER_ERROR_STATUS = {
 def wxnotify(request):
     """``POST /payment/wxnotify``: WeChat's payment result. Not in a request transaction."""
     body = request.read(MAX_BODY_BYTES + 1)
-    notification = notification_receive(body=body, remote_addr=request.META.get("REMOTE_ADDR"))
+    try:
+        notification = notification_receive(
+            body=body, remote_addr=request.META.get("REMOTE_ADDR")
+        )
+    except Exception:
+        # Not even the ledger row could be written (database down?). Answer FAIL so
+        # WeChat retries, and keep the evidence in the log: a notify holds no secret.
+        logger.exception("notify could not be recorded; body=%r", body[:4096])
+        return HttpResponse(NOTIFY_FAIL % b"error", content_type="text/xml")
     if notification.replied == "SUCCESS":
         return HttpResponse(NOTIFY_SUCCESS, content_type="text/xml")
     # The outcome is one of our own constants: nothing from the request is echoed.

@@ -100,9 +100,17 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# How long a statement waits for a lock before it fails (and a notify answers FAIL, so
+# WeChat retries) instead of hanging past WeChat's 5-second patience.
+DATABASE_LOCK_TIMEOUT_MS = env_int("DATABASE_LOCK_TIMEOUT_MS", 4000)
+_db_options = DATABASES["default"].setdefault("OPTIONS", {})
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Wait for a writer instead of failing at once with "database is locked".
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    _db_options["timeout"] = DATABASE_LOCK_TIMEOUT_MS / 1000
+    # Take the write lock when a transaction starts: two deferred transactions that
+    # both read and then write would otherwise fail with "database is locked" at once.
+    _db_options["transaction_mode"] = "IMMEDIATE"
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    _db_options["options"] = f"-c lock_timeout={DATABASE_LOCK_TIMEOUT_MS}"
 
 AUTH_USER_MODEL = "accounts.User"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -344,6 +344,21 @@ def test_database_failure_while_processing_is_fail_and_the_body_is_kept(order):
 
 
 @pytest.mark.django_db
+def test_notify_that_cannot_even_be_recorded_is_fail_and_logged(order, caplog):
+    def fail_everything(execute, sql, params, many, context):
+        raise OperationalError("could not connect to server")
+
+    body = notify_body(order)
+    with connection.execute_wrapper(fail_everything):
+        response = post(body)
+
+    assert response.status_code == 200
+    assert b"<return_code><![CDATA[FAIL]]></return_code>" in response.content
+    assert order.out_trade_no in caplog.text  # the evidence survives in the log
+    assert settings.WECHAT_MCH_KEY not in caplog.text
+
+
+@pytest.mark.django_db
 def test_notify_query_count_is_bounded(order, django_assert_max_num_queries):
     with django_assert_max_num_queries(6):
         assert post(notify_body(order)).content == SUCCESS
