@@ -20,3 +20,12 @@ for _name, _value in TEST_ENV.items():
     os.environ.setdefault(_name, _value)
 
 from shopsite.settings import *  # noqa: E402, F403
+
+# A file, not an in-memory database, so the end-to-end tests' gunicorn processes can open
+# the same test database; one per test run.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    import tempfile
+
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": os.path.join(tempfile.gettempdir(), f"wxshop-test-{os.getpid()}.sqlite3")
+    }

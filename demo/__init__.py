@@ -1,0 +1,1 @@
+"""The purchase flow played for real: simulator + gunicorn + a scripted mini-program."""

@@ -1,0 +1,68 @@
+"""What a mini-program does, over real HTTP: wx.login, our API, wx.requestPayment.
+
+The phone's side of WeChat (``wx.login()``, the tap in ``wx.requestPayment``) is played
+by the simulator's control API; everything else is the shop's public API.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import requests
+
+from demo.stack import Simulator
+
+
+class FlowError(Exception):
+    pass
+
+
+@dataclass
+class MiniProgram:
+    shop_url: str
+    sim: Simulator
+    openid: str = ""
+    token: str = ""
+    http: requests.Session = field(default_factory=requests.Session)
+
+    def wx_login(self) -> str:
+        """``wx.login()``: a fresh one-time code for this phone's user."""
+        answer = self.sim.control("POST", "/sim/login", {"openid": self.openid}).json()
+        self.openid = answer["openid"]
+        return answer["code"]
+
+    def login(self) -> dict:
+        response = self.call("POST", "/accounts/login", {"code": self.wx_login()}, auth=False)
+        self.token = response.json()["token"]
+        return response.json()
+
+    def call(
+        self, method: str, path: str, json: dict | None = None, auth: bool = True, expect=(200, 201)
+    ) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.token}"} if auth else {}
+        response = self.http.request(
+            method, self.shop_url + path, json=json, headers=headers, timeout=30
+        )
+        if expect and response.status_code not in expect:
+            raise FlowError(f"{method} {path} → {response.status_code}: {response.text[:300]}")
+        return response
+
+    def order(self, items: list[dict], **extra) -> dict:
+        return self.call("POST", "/payment/order", {"items": items, **extra}).json()
+
+    def request_payment(self, payment: dict) -> dict:
+        """``wx.requestPayment(payment)`` and the user confirming: WeChat checks paySign."""
+        response = self.sim.control("POST", "/sim/pay", {"payment": payment, "openid": self.openid})
+        if response.status_code != 200:
+            raise FlowError(f"wx.requestPayment failed: {response.text[:300]}")
+        return response.json()
+
+    def wait_for_status(self, out_trade_no: str, status: str = "paid", timeout: float = 15) -> dict:
+        """Poll our own API: the front-end's success callback is not proof of payment."""
+        deadline = time.monotonic() + timeout
+        while True:
+            order = self.call("GET", f"/orders/{out_trade_no}").json()
+            if order["status"] == status or time.monotonic() > deadline:
+                return order
+            time.sleep(0.1)

@@ -1,0 +1,162 @@
+"""Start the WeChat simulator and the shop (gunicorn) as real processes on loopback.
+
+Used by ``make demo``, the end-to-end tests and the benchmarks: real processes, real
+HTTP, real signatures. Production code never imports this.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from wxsim.config import DEMO_APPID, DEMO_MCH_ID, DEMO_MCH_KEY, DEMO_SECRET
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class WeChatAccount:
+    """The credentials the simulator plays WeChat with, and the shop is configured with."""
+
+    appid: str = DEMO_APPID
+    app_secret: str = DEMO_SECRET
+    mch_id: str = DEMO_MCH_ID
+    mch_key: str = DEMO_MCH_KEY
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[2]} exited with {process.returncode} at start")
+        try:
+            if requests.get(url, timeout=1).status_code < 500:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+@dataclass
+class Simulator:
+    account: WeChatAccount
+    retry_scale: float = 0.01
+    close_min_seconds: float = 300
+    log_path: Path | None = None
+    url: str = ""
+    process: subprocess.Popen | None = None
+
+    def start(self) -> Simulator:
+        ready = Path(tempfile.mkdtemp(prefix="wxsim-")) / "ready"
+        log = open(self.log_path or os.devnull, "ab")  # noqa: SIM115 (lives with the process)
+        self.process = subprocess.Popen(  # noqa: S603 (fixed command)
+            [
+                sys.executable, "-m", "wxsim",
+                "--appid", self.account.appid,
+                "--secret", self.account.app_secret,
+                "--mch-id", self.account.mch_id,
+                "--mch-key", self.account.mch_key,
+                "--retry-scale", str(self.retry_scale),
+                "--close-min-seconds", str(self.close_min_seconds),
+                "--ready-file", str(ready),
+            ],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + 20
+        while not ready.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the WeChat simulator did not start")
+            time.sleep(0.05)
+        self.url = ready.read_text().strip()
+        return self
+
+    def control(self, method: str, path: str, json: dict | None = None) -> requests.Response:
+        return requests.request(method, self.url + path, json=json, timeout=30)
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
+@dataclass
+class ShopServer:
+    """gunicorn serving ``shopsite.wsgi`` against ``database_url``, talking to ``sim``."""
+
+    sim: Simulator
+    database_url: str
+    sign_type: str = "MD5"
+    workers: int = 2
+    log_path: Path | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    port: int = 0
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        account = self.sim.account
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "DJANGO_"))}
+        env.update(
+            DJANGO_SETTINGS_MODULE="shopsite.settings",
+            # One key for all workers: every worker must accept every worker's tokens.
+            DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+            DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+            DATABASE_URL=self.database_url,
+            WECHAT_APPID=account.appid,
+            WECHAT_APP_SECRET=account.app_secret,
+            WECHAT_MCH_ID=account.mch_id,
+            WECHAT_MCH_KEY=account.mch_key,
+            WECHAT_SIGN_TYPE=self.sign_type,
+            WECHAT_API_BASE=self.sim.url,
+            WECHAT_PAY_API_BASE=self.sim.url,
+            WECHAT_NOTIFY_URL=f"{self.url}/payment/wxnotify",
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> ShopServer:
+        self.port = self.port or free_port()
+        log = open(self.log_path or os.devnull, "ab")  # noqa: SIM115 (lives with the process)
+        self.process = subprocess.Popen(  # noqa: S603 (fixed command)
+            [
+                sys.executable, "-m", "gunicorn", "shopsite.wsgi:application",
+                "--bind", f"127.0.0.1:{self.port}",
+                "--workers", str(self.workers),
+                "--timeout", "30",
+            ],
+            cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        wait_for(f"{self.url}/healthz", self.process)
+        return self
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
+def _stop(process: subprocess.Popen | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
