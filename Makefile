@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint install clean
+.PHONY: test demo lint install clean
 
 install: $(STAMP)
 
@@ -17,6 +17,10 @@ $(STAMP): requirements.txt
 # SQLite by default; DATABASE_URL=postgres://postgres@127.0.0.1:5432/test make test
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The whole purchase on SQLite against the local WeChat simulator; DEMO_ONCE=1 exits after.
+demo: $(STAMP)
+	$(BIN)/python -m demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
