@@ -18,6 +18,7 @@ import time
 
 from demo.miniprogram import FlowError, MiniProgram
 from demo.stack import ROOT, ShopServer, Simulator, WeChatAccount, free_port
+from shopsite.money import yuan
 
 DATABASE_URL = f"sqlite:///{ROOT / 'db.sqlite3'}"
 LOG_DIR = ROOT / "var"
@@ -51,16 +52,13 @@ def play(phone: MiniProgram, sim: Simulator, products: list[dict]) -> dict:
     phone.login()
     step(2, "POST /accounts/login", f"openid {phone.openid} → bearer token {phone.token[:16]}…")
 
-    items = [
-        {"product_id": products[0]["id"], "quantity": 2},
-        {"product_id": products[2]["id"], "quantity": 1},
-    ]
-    order = phone.order(items)
-    lines = "\n".join(f"{p['name']}: ¥{p['price'] / 100:.2f}" for p in (products[0], products[2]))
+    picked = [(products[0], 2), (products[2], 1)]
+    order = phone.order([{"product_id": p["id"], "quantity": n} for p, n in picked])
+    lines = "\n".join(f"{n} × {p['name']} at {yuan(p['price'])}" for p, n in picked)
     step(
         3,
         "POST /payment/order (the server prices it and calls unifiedorder)",
-        f"{lines}\nout_trade_no {order['out_trade_no']}, total_fee {order['total_fee']} fen",
+        f"{lines}\nout_trade_no {order['out_trade_no']}, total {yuan(order['total_fee'])}",
     )
     step(
         4,
