@@ -54,7 +54,7 @@ def play(phone: MiniProgram, sim: Simulator, products: list[dict]) -> dict:
 
     picked = [(products[0], 2), (products[2], 1)]
     order = phone.order([{"product_id": p["id"], "quantity": n} for p, n in picked])
-    lines = "\n".join(f"{n} × {p['name']} at {yuan(p['price'])}" for p, n in picked)
+    lines = "\n".join(f"{n} x {p['name']} at {yuan(p['price'])}" for p, n in picked)
     step(
         3,
         "POST /payment/order (the server prices it and calls unifiedorder)",
