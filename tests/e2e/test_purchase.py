@@ -100,9 +100,7 @@ def _lock_notifications_for(seconds: float) -> threading.Thread:
     return thread
 
 
-def test_notify_failing_while_the_database_is_down_is_retried_and_paid_once(
-    phone, tea, fresh_sim
-):
+def test_notify_failing_while_the_database_is_down_is_retried_and_paid_once(phone, tea, fresh_sim):
     order = buy(phone, tea)
     outage = _lock_notifications_for(2.5)
 
