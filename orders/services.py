@@ -186,6 +186,21 @@ def order_mark_paid(*, order: Order, transaction_id: str, paid_at: datetime) -> 
     return bool(updated)
 
 
+def order_mark_refunded(*, order: Order) -> bool:
+    """paid → refunded, once, when refunds have given back the whole total.
+
+    The caller (``payments.refunds``) decides that the sum is complete, inside the
+    transaction that locked ``order``; the conditional UPDATE makes it exactly once.
+    """
+    updated = Order.objects.filter(pk=order.pk, status=Order.Status.PAID).update(
+        status=Order.Status.REFUNDED
+    )
+    if updated:
+        order.status = Order.Status.REFUNDED
+        logger.info("order refunded out_trade_no=%s", order.out_trade_no)
+    return bool(updated)
+
+
 def order_flag(*, order: Order, reason: str, **fields) -> None:
     """Mark an order for staff attention; the same reason is recorded once."""
     reasons = [r for r in order.attention_reason.split("\n") if r]

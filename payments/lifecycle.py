@@ -1,4 +1,4 @@
-"""Orders after checkout: closing them and reconciling them with WeChat.
+"""Orders after checkout: closing them and reconciling them (and their refunds) with WeChat.
 
 WeChat does not promise that a notify ever arrives, and an unpaid order holds stock,
 so every unpaid order ends one of two ways: paid (a notify, or ``orderquery`` saying
@@ -16,6 +16,8 @@ from django.utils import timezone
 
 from orders.models import Order
 from orders.services import order_clear_close_pending, order_close_local, order_flag
+from payments.models import REFUND_OPEN, Refund
+from payments.refunds import STATUS_FROM_WECHAT, refund_apply_result, refund_submit
 from payments.services import PaymentFields, payment_apply, payment_client
 from payments.wxpay import OrderClosed, OrderNotExist, OrderPaid, TradeQuery
 
@@ -24,6 +26,9 @@ logger = logging.getLogger(__name__)
 # WeChat refuses closeorder within 5 minutes of unifiedorder (sheet §6.2).
 WECHAT_CLOSE_MIN_AGE = timedelta(minutes=5)
 CLOSED_STATES = {"CLOSED", "REVOKED", "PAYERROR"}
+# A wallet refund settles within ~20 minutes (sheet §7.1) and the notify usually says so;
+# ask refundquery only about refunds that have been processing for longer than this.
+REFUND_QUERY_AFTER = timedelta(minutes=5)
 
 
 class OrderNotClosable(Exception):
@@ -103,6 +108,8 @@ def order_reconcile(*, order: Order) -> str:
     """
     if order.status == Order.Status.CLOSED:
         return _reconcile_closed(order)
+    if order.status in (Order.Status.PAID, Order.Status.REFUNDED):
+        return _reconcile_refunds(order)
     if order.status != Order.Status.UNPAID:
         return "nothing to do"
     expired = order.expires_at <= timezone.now()
@@ -141,3 +148,40 @@ def _reconcile_closed(order: Order) -> str:
     outcome = _close_at_wechat(order)
     order_clear_close_pending(order=order)
     return "payment after close recorded" if outcome == "paid" else "closed at WeChat"
+
+
+def _reconcile_refunds(order: Order) -> str:
+    """A paid order has nothing to ask WeChat about but its unsettled refunds: asked now,
+    since a person wants to know."""
+    refunds = order.refunds.filter(status__in=REFUND_OPEN).order_by("pk")
+    actions = [refund_reconcile(refund=r, query_after=timedelta(0)) for r in refunds]
+    return "; ".join(actions) or "nothing to do"
+
+
+def refund_reconcile(*, refund: Refund, query_after: timedelta = REFUND_QUERY_AFTER) -> str:
+    """Bring one refund in line with WeChat; returns what was done, for the summary.
+
+    Pending: WeChat never clearly accepted it, so it is sent again with the *same*
+    ``out_refund_no`` (refunded only once, §7.1). Processing for a while: its notify may
+    have been lost, so refundquery (§7.2) is asked and its verdict applied. Idempotent.
+    """
+    if refund.status == Refund.Status.PENDING:
+        return f"refund sent again ({refund_submit(refund=refund).status})"
+    if refund.status != Refund.Status.PROCESSING:
+        return "nothing to do"
+    if timezone.now() - refund.updated_at < query_after:
+        return "refund waiting"
+    # refundquery needs no client certificate (§7.2).
+    query = payment_client().refund_query(out_refund_no=refund.out_refund_no)
+    status = STATUS_FROM_WECHAT.get(query.refund_status)
+    if status is None:
+        return f"refund still {query.refund_status or 'unknown'} at WeChat"
+    outcome = refund_apply_result(
+        refund=refund,
+        status=status,
+        refund_id=query.refund_id,
+        succeeded_at=query.success_time,
+        recv_account=query.recv_account,
+        refund_fee=query.refund_fee,
+    )
+    return f"refund {status} ({outcome})"

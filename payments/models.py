@@ -1,29 +1,45 @@
+from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
 
 class PaymentNotification(models.Model):
-    """Every payment notify exactly as WeChat (or anyone) posted it.
+    """Every notify exactly as WeChat (or anyone) posted it: payments and refunds.
 
     The row is written before the body is even parsed, outside the transaction that
     processes it, so that a crash, a bug or a forged request never erases the evidence
     (after dj-stripe's WebhookEventTrigger).
     """
 
+    class Kind(models.TextChoices):
+        PAYMENT = "payment", "Payment result (/payment/wxnotify)"
+        REFUND = "refund", "Refund result (/payment/refundnotify)"
+
     class Outcome(models.TextChoices):
         RECEIVED = "received", "Received, not processed yet"
         PAID = "paid", "Order marked paid"
-        DUPLICATE = "duplicate", "Duplicate of a processed payment"
+        REFUND_RECORDED = "refund_recorded", "Refund result recorded"
+        DUPLICATE = "duplicate", "Duplicate of a processed result"
         FLAGGED = "flagged", "Recorded and flagged for staff"
         NOT_PAID = "not_paid", "WeChat reports no payment"
         REJECTED = "rejected", "Rejected: failed verification"
         MALFORMED = "malformed", "Rejected: unreadable body"
         UNKNOWN_ORDER = "unknown_order", "Rejected: no such order"
+        UNKNOWN_REFUND = "unknown_refund", "Rejected: no such refund"
         ERROR = "error", "Failed while processing (WeChat will retry)"
 
+    kind = models.CharField(
+        max_length=8,
+        choices=Kind.choices,
+        default=Kind.PAYMENT,
+        db_index=True,
+        help_text="Which WeChat callback received it.",
+    )
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     remote_addr = models.GenericIPAddressField("sender IP", null=True, blank=True)
     raw_body = models.TextField(
-        help_text="As received. Bytes that are not UTF-8 are kept as \\x escapes."
+        help_text="As received. Bytes that are not UTF-8 are kept as \\x escapes. "
+        "A refund result is encrypted inside (req_info); its fields are copied below."
     )
     body_truncated = models.BooleanField(
         default=False, help_text="The body was over the size limit; only its start is kept."
@@ -32,6 +48,9 @@ class PaymentNotification(models.Model):
     transaction_id = models.CharField(
         "WeChat transaction id", max_length=64, blank=True, db_index=True
     )
+    out_refund_no = models.CharField(
+        "refund number", max_length=64, blank=True, default="", db_index=True
+    )
     order = models.ForeignKey(
         "orders.Order",
         on_delete=models.SET_NULL,
@@ -39,8 +58,18 @@ class PaymentNotification(models.Model):
         blank=True,
         related_name="notifications",
     )
+    refund = models.ForeignKey(
+        "payments.Refund",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="notifications",
+    )
     signature_valid = models.BooleanField(
-        null=True, help_text="Empty when the body could not be read far enough to check."
+        "authentic",
+        null=True,
+        help_text="Payment: the signature checked out. Refund: req_info decrypted with our "
+        "key. Empty when the body could not be read far enough to check.",
     )
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.RECEIVED)
     detail = models.TextField(blank=True, default="", help_text="Why it ended this way.")
@@ -55,3 +84,87 @@ class PaymentNotification(models.Model):
 
     def __str__(self) -> str:
         return f"notify {self.pk} {self.out_trade_no or '?'} {self.outcome}"
+
+
+class Refund(models.Model):
+    """Money given back to the buyer of a paid order, in one or several parts (sheet §7).
+
+    A row exists before WeChat is asked, so a crash or timeout can never lose track of a
+    refund, and a retry always reuses its ``out_refund_no``: WeChat refunds one number only
+    once (§7.1).
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending: not yet accepted by WeChat (retried automatically)"
+        PROCESSING = "processing", "Processing: accepted by WeChat, money on its way"
+        SUCCESS = "success", "Refunded: the buyer has the money"
+        CLOSED = "closed", "Closed by WeChat: nothing was refunded"
+        ABNORMAL = "abnormal", "Abnormal: money went back to the merchant account, act in WeChat"
+        FAILED = "failed", "Refused by WeChat: nothing was refunded"
+
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="refunds")
+    out_refund_no = models.CharField(
+        "refund number",
+        max_length=64,
+        unique=True,
+        help_text="Our number for this refund at WeChat; retries always reuse it.",
+    )
+    refund_fee = models.PositiveIntegerField(
+        "amount (fen)", help_text="In fen: 1 yuan = 100. What goes back to the buyer."
+    )
+    reason = models.CharField(
+        max_length=80, blank=True, default="", help_text="Shown to the buyer in WeChat."
+    )
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    refund_id = models.CharField(
+        "WeChat refund id", max_length=64, blank=True, default="", db_index=True
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The staff member who asked for it.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Set explicitly by every service update (queryset updates skip auto_now): it tells
+    # reconciliation how long a refund has waited in its status.
+    updated_at = models.DateTimeField(auto_now=True)
+    succeeded_at = models.DateTimeField(
+        "refunded at", null=True, blank=True, help_text="WeChat's success_time."
+    )
+    recv_account = models.CharField(
+        "received into",
+        max_length=64,
+        blank=True,
+        default="",
+        help_text="Where the buyer got the money, as WeChat says (e.g. 支付用户零钱 = wallet).",
+    )
+    last_error = models.TextField(
+        blank=True, default="", help_text="WeChat's last refusal or failure, if any."
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(refund_fee__gt=0), name="refund_fee_positive"),
+            models.CheckConstraint(
+                condition=Q(
+                    status__in=["pending", "processing", "success", "closed", "abnormal", "failed"]
+                ),
+                name="refund_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.out_refund_no
+
+
+# Refunds still waiting for WeChat's verdict, the verdicts, and those whose amount is spoken
+# for: everything but what refunded nothing (failed, closed) counts against the order total.
+REFUND_OPEN = (Refund.Status.PENDING, Refund.Status.PROCESSING)
+REFUND_FINAL = (Refund.Status.SUCCESS, Refund.Status.CLOSED, Refund.Status.ABNORMAL)
+REFUND_RESERVING = (*REFUND_OPEN, Refund.Status.SUCCESS, Refund.Status.ABNORMAL)

@@ -1,27 +1,37 @@
-"""Payment notifies (``POST /payment/wxnotify``): record, verify, apply exactly once.
+"""WeChat's notifies: record, verify, apply exactly once.
 
-1. ``notification_receive`` stores the raw body first, in its own autocommit write,
-   so that nothing that follows can lose it.
-2. The body is parsed and verified: signature over every received field, appid,
-   mch_id, and the order it names.
-3. In one transaction the order row is locked, the payment checked against it
-   (amount, payer) and applied, and the ledger row gets its outcome. Only when that
-   transaction has committed may the view answer SUCCESS (DESIGN §6.2).
+Payments (``POST /payment/wxnotify``, sheet §5) and refunds (``POST /payment/refundnotify``,
+§7.3) go the same way, into the same ledger:
+
+1. ``notification_receive`` / ``refund_notification_receive`` store the raw body first, in
+   their own autocommit write, so that nothing that follows can lose it.
+2. The body is parsed and verified: for a payment the signature over every received field;
+   for a refund, which carries no sign, the decryption of ``req_info`` with our key; then
+   appid, mch_id, and the order (or refund) it names.
+3. In one transaction the rows are locked, the result checked against them and applied,
+   and the ledger row gets its outcome. Only when that transaction has committed may the
+   view answer SUCCESS (DESIGN §6.2).
 """
 
 import logging
+from collections.abc import Callable
 
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from orders.models import Order
-from payments.models import PaymentNotification
+from payments import refunds
+from payments.models import PaymentNotification, Refund
 from payments.services import PaymentFields, payment_apply, payment_client
 from payments.wxpay import (
     MAX_BODY_BYTES,
+    ReqInfoError,
+    WxPayClient,
     XMLError,
+    decrypt_req_info,
     from_xml,
     notify_sign_type,
+    parse_wx_datetime,
     parse_wx_time,
     verify,
 )
@@ -30,7 +40,13 @@ logger = logging.getLogger(__name__)
 
 Outcome = PaymentNotification.Outcome
 # Outcomes after which WeChat should stop resending: the result is durably recorded.
-ACKNOWLEDGED = {Outcome.PAID, Outcome.DUPLICATE, Outcome.FLAGGED, Outcome.NOT_PAID}
+ACKNOWLEDGED = {
+    Outcome.PAID,
+    Outcome.REFUND_RECORDED,
+    Outcome.DUPLICATE,
+    Outcome.FLAGGED,
+    Outcome.NOT_PAID,
+}
 KEPT_OF_OVERSIZE_BODY = 4096
 
 
@@ -41,9 +57,24 @@ class NotifyRejected(Exception):
 
 
 def notification_receive(*, body: bytes, remote_addr: str | None) -> PaymentNotification:
-    """Record and process one notify; the returned row's ``replied`` says what to answer."""
+    """Record and process one payment notify; the row's ``replied`` says what to answer."""
+    return _receive(body, remote_addr, PaymentNotification.Kind.PAYMENT, _process)
+
+
+def refund_notification_receive(*, body: bytes, remote_addr: str | None) -> PaymentNotification:
+    """Record and process one refund notify; the row's ``replied`` says what to answer."""
+    return _receive(body, remote_addr, PaymentNotification.Kind.REFUND, _process_refund)
+
+
+def _receive(
+    body: bytes,
+    remote_addr: str | None,
+    kind: str,
+    process: Callable[[PaymentNotification, bytes], None],
+) -> PaymentNotification:
     truncated = len(body) > MAX_BODY_BYTES
     notification = PaymentNotification.objects.create(
+        kind=kind,
         raw_body=_as_text(body[:KEPT_OF_OVERSIZE_BODY] if truncated else body),
         body_truncated=truncated,
         remote_addr=remote_addr,
@@ -51,7 +82,7 @@ def notification_receive(*, body: bytes, remote_addr: str | None) -> PaymentNoti
     try:
         if truncated:
             raise NotifyRejected(Outcome.MALFORMED, f"Body over {MAX_BODY_BYTES} bytes.")
-        _process(notification, body)
+        process(notification, body)
     except NotifyRejected as exc:
         _finish(notification, exc.outcome, str(exc))
     except Exception as exc:
@@ -63,10 +94,7 @@ def notification_receive(*, body: bytes, remote_addr: str | None) -> PaymentNoti
 
 
 def _process(notification: PaymentNotification, body: bytes) -> None:
-    try:
-        fields = from_xml(body)
-    except XMLError as exc:
-        raise NotifyRejected(Outcome.MALFORMED, f"Unreadable XML: {exc}") from None
+    fields = _parse(body)
     notification.out_trade_no = fields.get("out_trade_no", "")[:64]
     notification.transaction_id = fields.get("transaction_id", "")[:64]
     if fields.get("return_code") != "SUCCESS":
@@ -95,7 +123,11 @@ def _verify(notification: PaymentNotification, fields: dict, order: Order | None
     notification.signature_valid = verify(fields, client.config.api_key, sign_type)
     if not notification.signature_valid:
         raise NotifyRejected(Outcome.REJECTED, f"Bad signature ({sign_type}).")
-    # A valid signature with our key but another appid or merchant is not ours to apply.
+    _check_merchant(fields, client)
+
+
+def _check_merchant(fields: dict, client: WxPayClient) -> None:
+    # Authentic with our key but for another appid or merchant: not ours to apply.
     if fields.get("appid") != client.config.appid:
         raise NotifyRejected(Outcome.REJECTED, f"appid {fields.get('appid')!r} is not ours.")
     if fields.get("mch_id") != client.config.mch_id:
@@ -118,6 +150,87 @@ def _payment_fields(fields: dict) -> PaymentFields:
     )
 
 
+def _parse(body: bytes) -> dict[str, str]:
+    try:
+        return from_xml(body)
+    except XMLError as exc:
+        raise NotifyRejected(Outcome.MALFORMED, f"Unreadable XML: {exc}") from None
+
+
+# -- refund notify (§7.3) ----------------------------------------------------------------------
+
+
+def _process_refund(notification: PaymentNotification, body: bytes) -> None:
+    fields = _parse(body)
+    if fields.get("return_code") != "SUCCESS":
+        raise NotifyRejected(Outcome.REJECTED, "return_code is not SUCCESS.")
+    client = payment_client()
+    info = _decrypt(notification, fields, client)
+    _check_merchant(fields, client)
+    result = _refund_result(info)
+    with transaction.atomic():
+        refund = (
+            Refund.objects.select_related("order")
+            .filter(out_refund_no=notification.out_refund_no)
+            .first()
+        )
+        if refund is None:
+            raise NotifyRejected(Outcome.UNKNOWN_REFUND, "No refund with this out_refund_no.")
+        notification.refund, notification.order = refund, refund.order
+        if refund.order.out_trade_no != notification.out_trade_no:
+            raise NotifyRejected(Outcome.REJECTED, "out_trade_no is not the refund's order.")
+        applied = refunds.refund_apply_result(refund=refund, **result)
+        _finish(notification, *_refund_outcome(applied, result["status"]))
+
+
+def _decrypt(notification: PaymentNotification, fields: dict, client: WxPayClient) -> dict:
+    """No sign on a refund notify: decrypting req_info with our key is the proof."""
+    try:
+        info = decrypt_req_info(fields.get("req_info", ""), client.config.api_key)
+    except ReqInfoError as exc:
+        notification.signature_valid = False
+        raise NotifyRejected(Outcome.REJECTED, f"Not authentic: {exc}") from None
+    notification.signature_valid = True
+    notification.out_refund_no = info.get("out_refund_no", "")[:64]
+    notification.out_trade_no = info.get("out_trade_no", "")[:64]
+    notification.transaction_id = info.get("transaction_id", "")[:64]
+    return info
+
+
+def _refund_result(info: dict) -> dict:
+    """refund_apply_result's arguments from the decrypted fields."""
+    wechat_status = info.get("refund_status", "")
+    status = refunds.STATUS_FROM_WECHAT.get(wechat_status)
+    if status is None:
+        raise NotifyRejected(Outcome.MALFORMED, f"refund_status {wechat_status[:20]!r} unknown.")
+    try:
+        refund_fee = int(info.get("refund_fee", ""))
+        success_time = info.get("success_time", "")
+        succeeded_at = parse_wx_datetime(success_time) if success_time else None
+    except ValueError:
+        raise NotifyRejected(Outcome.MALFORMED, "refund_fee or success_time invalid.") from None
+    return {
+        "status": status,
+        "refund_id": info.get("refund_id", ""),
+        "succeeded_at": succeeded_at,
+        "recv_account": info.get("refund_recv_accout", ""),  # sic, the official name
+        "refund_fee": refund_fee,
+    }
+
+
+def _refund_outcome(applied: str, status: str) -> tuple[str, str]:
+    if applied == refunds.DUPLICATE:
+        return Outcome.DUPLICATE, "Already recorded."
+    if applied == refunds.CONFLICT:
+        return Outcome.FLAGGED, "Does not fit the refund on record; order flagged."
+    if status == Refund.Status.ABNORMAL:
+        return Outcome.FLAGGED, "Refund abnormal (CHANGE); order flagged."
+    return Outcome.REFUND_RECORDED, f"Refund {status}."
+
+
+# -- ledger ------------------------------------------------------------------------------------
+
+
 def _finish(notification: PaymentNotification, outcome: str, detail: str) -> None:
     notification.outcome = outcome
     notification.detail = detail
@@ -131,7 +244,9 @@ def _finish(notification: PaymentNotification, outcome: str, detail: str) -> Non
             "processed_at",
             "out_trade_no",
             "transaction_id",
+            "out_refund_no",
             "order",
+            "refund",
             "signature_valid",
         ]
     )
@@ -139,7 +254,7 @@ def _finish(notification: PaymentNotification, outcome: str, detail: str) -> Non
 
 def _finish_error(notification: PaymentNotification, detail: str) -> None:
     """Best effort: the raw body is already stored even if this write fails too."""
-    notification.order = None
+    notification.order = notification.refund = None
     try:
         _finish(notification, Outcome.ERROR, detail)
     except DatabaseError:

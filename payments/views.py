@@ -1,4 +1,5 @@
 import logging
+from collections.abc import Callable
 
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -17,7 +18,8 @@ from orders.services import (
     TotalFeeMismatch,
     order_create,
 )
-from payments.notify import notification_receive
+from payments.models import PaymentNotification
+from payments.notify import notification_receive, refund_notification_receive
 from payments.services import OrderNotPayable, payment_client, payment_prepare
 from payments.wxpay import MAX_BODY_BYTES, WxPayBusinessError, WxPayError
 from shopsite.api import api_error
@@ -118,14 +120,25 @@ _ORDER_ERROR_STATUS = {
 @require_POST
 def wxnotify(request):
     """``POST /payment/wxnotify``: WeChat's payment result. Not in a request transaction."""
+    return _notify_reply(request, notification_receive)
+
+
+@csrf_exempt
+@require_POST
+def refundnotify(request):
+    """``POST /payment/refundnotify``: WeChat's refund result (sheet §7.3), same rules."""
+    return _notify_reply(request, refund_notification_receive)
+
+
+def _notify_reply(request, receive: Callable[..., PaymentNotification]) -> HttpResponse:
+    """SUCCESS only once the result is committed: ``receive`` returns after the commit."""
     body = request.read(MAX_BODY_BYTES + 1)
     try:
-        notification = notification_receive(
-            body=body, remote_addr=request.META.get("REMOTE_ADDR")
-        )
+        notification = receive(body=body, remote_addr=request.META.get("REMOTE_ADDR"))
     except Exception:
         # Not even the ledger row could be written (database down?). Answer FAIL so
-        # WeChat retries, and keep the evidence in the log: a notify holds no secret.
+        # WeChat retries, and keep the evidence in the log: a notify holds no secret
+        # (a refund notify's req_info is encrypted).
         logger.exception("notify could not be recorded; body=%r", body[:4096])
         return HttpResponse(NOTIFY_FAIL % b"error", content_type="text/xml")
     if notification.replied == "SUCCESS":

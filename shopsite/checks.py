@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
-from shopsite.wechat import LOGIN_SETTINGS, PAY_SETTINGS, missing_settings
+from shopsite.wechat import LOGIN_SETTINGS, PAY_SETTINGS, REFUND_SETTINGS, missing_settings
 
 
 @register()
@@ -14,6 +14,15 @@ def wechat_settings_check(app_configs, **kwargs):
                 f"WeChat settings missing: {', '.join(missing)}.",
                 hint="Login and payment answer 503 until they are set (see README).",
                 id="shopsite.W001",
+            )
+        )
+    missing_cert = missing_settings(REFUND_SETTINGS)
+    if missing_cert:
+        messages.append(
+            Warning(
+                f"WeChat Pay client certificate settings missing: {', '.join(missing_cert)}.",
+                hint="Refunds are refused until they are set (see README).",
+                id="shopsite.W003",
             )
         )
     if settings.WECHAT_SIGN_TYPE not in ("MD5", "HMAC-SHA256"):

@@ -163,6 +163,9 @@ WECHAT_MCH_ID = env("WECHAT_MCH_ID")
 WECHAT_MCH_KEY = env("WECHAT_MCH_KEY")
 WECHAT_SIGN_TYPE = env("WECHAT_SIGN_TYPE", "MD5")
 WECHAT_NOTIFY_URL = env("WECHAT_NOTIFY_URL")
+# Full public URL of /payment/refundnotify, sent as the refund's notify_url (sheet §7.1).
+# Empty: WECHAT_NOTIFY_URL with its last path segment "wxnotify" replaced by "refundnotify".
+WECHAT_REFUND_NOTIFY_URL = env("WECHAT_REFUND_NOTIFY_URL")
 WECHAT_API_BASE = env("WECHAT_API_BASE", "https://api.weixin.qq.com")
 WECHAT_PAY_API_BASE = env("WECHAT_PAY_API_BASE", "https://api.mch.weixin.qq.com")
 WECHAT_CERT_PATH = env("WECHAT_CERT_PATH")

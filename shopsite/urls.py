@@ -3,7 +3,7 @@ from django.urls import path
 
 from accounts.views import LoginApi
 from orders.views import OrderCloseApi, OrderDetailApi, OrderListApi
-from payments.views import PaymentOrderApi, wxnotify
+from payments.views import PaymentOrderApi, refundnotify, wxnotify
 from shopsite.health import healthz
 
 # No trailing slashes (DESIGN §4).
@@ -11,6 +11,7 @@ urlpatterns = [
     path("accounts/login", LoginApi.as_view(), name="login"),
     path("payment/order", PaymentOrderApi.as_view(), name="payment-order"),
     path("payment/wxnotify", wxnotify, name="wxnotify"),
+    path("payment/refundnotify", refundnotify, name="refundnotify"),
     path("orders", OrderListApi.as_view(), name="order-list"),
     path("orders/<str:out_trade_no>", OrderDetailApi.as_view(), name="order-detail"),
     path("orders/<str:out_trade_no>/close", OrderCloseApi.as_view(), name="order-close"),

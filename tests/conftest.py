@@ -53,6 +53,14 @@ def wxpay(http_mock) -> FakeWxPay:
     return FakeWxPay(http_mock).install()
 
 
+@pytest.fixture
+def refund_certificate(settings) -> None:
+    """Refunds need the merchant certificate (sheet §7.1). The paths need not exist:
+    ``responses`` answers before requests would open the files."""
+    settings.WECHAT_CERT_PATH = "/etc/wxshop/apiclient_cert.pem"
+    settings.WECHAT_KEY_PATH = "/etc/wxshop/apiclient_key.pem"
+
+
 def make_shopper(**fields) -> User:
     n = next(_openids)
     defaults = {"openid": f"o-test-openid-{n:04d}", "username": f"wx_test_{n}"}

@@ -1,10 +1,11 @@
 """WeChat's side of the wire, written independently of ``payments.wxpay``.
 
-Tests sign, encode and parse with these few lines straight from the protocol sheet
-(§2, §13) so that a bug in the production signing code makes tests fail instead of
+Tests sign, encode, encrypt and parse with these few lines straight from the protocol
+sheet (§2, §7.3, §13) so that a bug in the production code makes tests fail instead of
 agreeing with itself.
 """
 
+import base64
 import hashlib
 import hmac
 import json
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 import requests
 import responses
 import xmltodict
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from django.conf import settings
 
 
@@ -26,14 +28,39 @@ def wx_sign(params: dict, key: str, sign_type: str = "MD5") -> str:
     return hashlib.md5(s.encode("utf-8")).hexdigest().upper()
 
 
-def wx_xml(params: dict) -> bytes:
+def wx_xml(params: dict, root: str = "xml") -> bytes:
     parts = []
     for k, v in params.items():
         if isinstance(v, int):
             parts.append(f"<{k}>{v}</{k}>")
         else:
             parts.append(f"<{k}><![CDATA[{v}]]></{k}>")
-    return ("<xml>" + "".join(parts) + "</xml>").encode("utf-8")
+    return (f"<{root}>" + "".join(parts) + f"</{root}>").encode("utf-8")
+
+
+def wx_encrypt_req_info(plaintext: bytes, key: str | None = None) -> str:
+    """§7.3 run backwards: PKCS#7-pad, AES-256-ECB with the 32 ASCII hex digits of
+    md5(API key), base64."""
+    aes_key = hashlib.md5((key or settings.WECHAT_MCH_KEY).encode()).hexdigest().encode()
+    pad = 16 - len(plaintext) % 16
+    encryptor = Cipher(algorithms.AES(aes_key), modes.ECB()).encryptor()  # noqa: S305 - §7.3
+    return base64.b64encode(
+        encryptor.update(plaintext + bytes([pad]) * pad) + encryptor.finalize()
+    ).decode()
+
+
+def refund_notify_body(info: dict, key: str | None = None, **outer) -> bytes:
+    """A refund notify as WeChat posts it (§7.3): ``info`` encrypted as a ``<root>``
+    document into req_info; no sign. ``outer`` overrides the envelope's fields."""
+    envelope = {
+        "return_code": "SUCCESS",
+        "appid": settings.WECHAT_APPID,
+        "mch_id": settings.WECHAT_MCH_ID,
+        "nonce_str": secrets.token_hex(16),
+        "req_info": wx_encrypt_req_info(wx_xml(info, root="root"), key),
+    }
+    envelope.update(outer)
+    return wx_xml(envelope)
 
 
 def wx_parse(body: bytes) -> dict[str, str]:
@@ -63,13 +90,22 @@ class FakeWxPay:
     # ({"/pay/orderquery": {"trade_state": "SUCCESS", ...}}).
     path_errors: dict[str, str] = field(default_factory=dict)
     path_fields: dict[str, dict] = field(default_factory=dict)
+    # Business errors answered to the next calls of a path, then success again
+    # ({"/secapi/pay/refund": ["SYSTEMERROR"]}).
+    path_error_queue: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def base(self) -> str:
         return settings.WECHAT_PAY_API_BASE
 
     def install(self) -> "FakeWxPay":
-        for path in ("/pay/unifiedorder", "/pay/orderquery", "/pay/closeorder"):
+        for path in (
+            "/pay/unifiedorder",
+            "/pay/orderquery",
+            "/pay/closeorder",
+            "/secapi/pay/refund",
+            "/pay/refundquery",
+        ):
             self.mock.add_callback(responses.POST, self.base + path, callback=self._answer)
         return self
 
@@ -83,7 +119,8 @@ class FakeWxPay:
         sign_type = fields.get("sign_type", "MD5")
         assert fields["sign"] == wx_sign(fields, settings.WECHAT_MCH_KEY, sign_type), "bad sign"
         path = request.path_url
-        self.requests_seen.append({**fields, "_path": path})
+        # The client certificate requests would present (only the secapi calls need one).
+        self.requests_seen.append({**fields, "_path": path, "_cert": request.req_kwargs["cert"]})
         for observe in self.observers:
             observe(fields)
         if self.http_status != 200:
@@ -96,17 +133,39 @@ class FakeWxPay:
             "nonce_str": secrets.token_hex(8),
             "result_code": "SUCCESS",
         }
-        err_code = self.path_errors.get(path, self.err_code)
+        queued = self.path_error_queue.get(path)
+        err_code = queued.pop(0) if queued else self.path_errors.get(path, self.err_code)
         if err_code:
             answer.update(result_code="FAIL", err_code=err_code, err_code_des="test")
         elif path == "/pay/unifiedorder":
             answer.update(trade_type="JSAPI", prepay_id="wx" + fields["out_trade_no"][:30])
+        elif path == "/secapi/pay/refund":
+            answer.update(refund_answer(fields))
         else:
             answer.update(self.path_fields.get(path, {}))
         answer = signed(answer, sign_type=sign_type)
         if self.tamper_answer:
             answer = self.tamper_answer(answer)
         return (200, {"Content-Type": "text/xml"}, wx_xml(answer))
+
+
+def refund_id_for(out_refund_no: str) -> str:
+    """The refund_id FakeWxPay gives a refund: stable, so retries get the same one (§7.1)."""
+    return "5030010318" + hashlib.sha256(out_refund_no.encode()).hexdigest()[:19]
+
+
+def refund_answer(request: dict) -> dict:
+    """The fields of an accepted refund (§7.1), echoing the request."""
+    return {
+        "transaction_id": "4200000483202001042069747825",
+        "out_trade_no": request["out_trade_no"],
+        "out_refund_no": request["out_refund_no"],
+        "refund_id": refund_id_for(request["out_refund_no"]),
+        "refund_fee": request["refund_fee"],
+        "total_fee": request["total_fee"],
+        "cash_fee": request["total_fee"],
+        "cash_refund_fee": request["refund_fee"],
+    }
 
 
 def code2session_answer(mock: responses.RequestsMock, payload: dict, status: int = 200) -> None:

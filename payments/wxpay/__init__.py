@@ -3,14 +3,18 @@
 See /work/shared/WECHAT_PAY_V2.md (the protocol sheet) for the rules cited as §n.
 """
 
-from .client import PrepayResult, TradeQuery, WxPayClient, WxPayConfig
+from .client import PrepayResult, RefundQuery, RefundResult, TradeQuery, WxPayClient, WxPayConfig
 from .errors import (
     ERROR_CLASSES,
+    CertificateError,
     InvalidRequest,
     OrderClosed,
     OrderNotExist,
     OrderPaid,
     OutTradeNoUsed,
+    RateLimited,
+    RefundNotExist,
+    ReqInfoError,
     SystemBusy,
     WxPayBusinessError,
     WxPayError,
@@ -20,6 +24,7 @@ from .errors import (
     XMLError,
     business_error,
 )
+from .refund_notify import decrypt_req_info
 from .signing import HMAC_SHA256, MD5, SIGN_TYPES, nonce_str, notify_sign_type, sign, verify
 from .times import BEIJING, format_wx_time, parse_wx_datetime, parse_wx_time
 from .xml import MAX_BODY_BYTES, from_xml, to_xml
@@ -31,12 +36,18 @@ __all__ = [
     "MAX_BODY_BYTES",
     "MD5",
     "SIGN_TYPES",
+    "CertificateError",
     "InvalidRequest",
     "OrderClosed",
     "OrderNotExist",
     "OrderPaid",
     "OutTradeNoUsed",
     "PrepayResult",
+    "RateLimited",
+    "RefundNotExist",
+    "RefundQuery",
+    "RefundResult",
+    "ReqInfoError",
     "SystemBusy",
     "TradeQuery",
     "WxPayBusinessError",
@@ -48,6 +59,7 @@ __all__ = [
     "WxPayUnavailable",
     "XMLError",
     "business_error",
+    "decrypt_req_info",
     "format_wx_time",
     "from_xml",
     "nonce_str",

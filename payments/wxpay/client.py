@@ -1,4 +1,4 @@
-"""HTTP client for the v2 endpoints a mini-program shop needs (protocol sheet §3, §4, §6).
+"""HTTP client for the v2 endpoints a mini-program shop needs (protocol sheet §3, §4, §6, §7).
 
 Every call goes through :meth:`WxPayClient._call`, which applies the common rules of §1:
 sign the request, POST the XML, then trust nothing in the answer until ``return_code``, the
@@ -17,6 +17,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from .errors import (
+    CertificateError,
     WxPayBusinessError,
     WxPayError,
     WxPayProtocolError,
@@ -26,7 +27,7 @@ from .errors import (
     business_error,
 )
 from .signing import MD5, SIGN_TYPES, nonce_str, sign, verify
-from .times import format_wx_time, parse_wx_time
+from .times import format_wx_time, parse_wx_datetime, parse_wx_time
 from .xml import from_xml, to_xml
 
 logger = logging.getLogger("payments.wxpay")
@@ -84,6 +85,31 @@ class TradeQuery:
     @property
     def is_paid(self) -> bool:
         return self.trade_state == _SUCCESS
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    """WeChat *accepted* a refund (§7.1); the outcome comes later by notify or query."""
+
+    refund_id: str
+    refund_fee: int  # fen
+    raw: dict[str, str] = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class RefundQuery:
+    """One refund as refundquery reports it (§7.2).
+
+    ``refund_status``: SUCCESS, REFUNDCLOSE (failed for good), PROCESSING or CHANGE
+    (abnormal: the money went back to the merchant and needs a person).
+    """
+
+    refund_status: str
+    refund_id: str
+    success_time: datetime | None  # aware, Beijing time; only once SUCCESS
+    refund_fee: int | None  # fen
+    recv_account: str  # refund_recv_accout (sic), e.g. 支付用户零钱
+    raw: dict[str, str] = field(repr=False, compare=False)
 
 
 class WxPayClient:
@@ -158,6 +184,58 @@ class WxPayClient:
     def close_order(self, *, out_trade_no: str) -> None:
         """Close an unpaid order (§6.2; WeChat refuses within 5 minutes of ordering)."""
         self._call("/pay/closeorder", {"out_trade_no": out_trade_no})
+
+    def refund(
+        self,
+        *,
+        out_trade_no: str,
+        out_refund_no: str,
+        total_fee: int,
+        refund_fee: int,
+        refund_desc: str | None = None,
+        notify_url: str | None = None,
+    ) -> RefundResult:
+        """Ask WeChat to refund ``refund_fee`` fen of a paid order (§7.1), with the client
+        certificate. Retrying with the same ``out_refund_no`` refunds only once, so a caller
+        that got no clear answer must retry with the *same* number, never a new one."""
+        for name, value in (("total_fee", total_fee), ("refund_fee", refund_fee)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive int in fen")
+        params = {
+            "out_trade_no": out_trade_no,
+            "out_refund_no": out_refund_no,
+            "total_fee": total_fee,
+            "refund_fee": refund_fee,
+            "refund_desc": refund_desc or None,
+            "notify_url": notify_url or None,
+        }
+        answer = self._call("/secapi/pay/refund", params, cert=True)
+        if answer.get("out_refund_no") != out_refund_no or not answer.get("refund_id"):
+            raise WxPayUnavailable("refund answer has no refund_id or is for another refund")
+        accepted = _answer_int(answer, "refund_fee")
+        return RefundResult(
+            answer["refund_id"], refund_fee if accepted is None else accepted, answer
+        )
+
+    def refund_query(self, *, out_refund_no: str) -> RefundQuery:
+        """The state of one refund (§7.2). Asked by refund number, the answer holds exactly
+        that refund, as entry ``_0``; no certificate needed."""
+        answer = self._call("/pay/refundquery", {"out_refund_no": out_refund_no})
+        if answer.get("out_refund_no_0") != out_refund_no:
+            raise WxPayUnavailable("refundquery answer is not for this out_refund_no")
+        success_time = answer.get("refund_success_time_0", "")
+        try:
+            succeeded = parse_wx_datetime(success_time) if success_time else None
+        except ValueError:
+            raise WxPayUnavailable("unparseable answer: refund_success_time_0") from None
+        return RefundQuery(
+            refund_status=answer.get("refund_status_0", ""),
+            refund_id=answer.get("refund_id_0", ""),
+            success_time=succeeded,
+            refund_fee=_answer_int(answer, "refund_fee_0"),
+            recv_account=answer.get("refund_recv_accout_0", ""),
+            raw=answer,
+        )
 
     def jsapi_params(
         self, prepay_id: str, *, timestamp: int | None = None, nonce: str | None = None
@@ -236,6 +314,9 @@ class WxPayClient:
             raise WxPayUnavailable(f"timeout calling {path} ({type(exc).__name__})") from exc
         except requests.RequestException as exc:
             raise WxPayUnavailable(f"network error calling {path} ({type(exc).__name__})") from exc
+        except OSError as exc:
+            # requests checks the certificate files exist before connecting (plain OSError).
+            raise CertificateError(f"client certificate unusable for {path}: {exc}") from exc
         if response.status_code != 200:
             raise WxPayUnavailable(f"HTTP status {response.status_code} from {path}")
         try:
@@ -264,7 +345,7 @@ class WxPayClient:
     def _client_cert(self) -> tuple[str, str]:
         """Merchant certificate for the secapi calls (refund, §7.1)."""
         if not (self.config.cert_path and self.config.key_path):
-            raise ValueError("this call needs cert_path and key_path in WxPayConfig")
+            raise CertificateError("this call needs cert_path and key_path in WxPayConfig")
         return (self.config.cert_path, self.config.key_path)
 
 

@@ -25,6 +25,19 @@ class XMLError(WxPayError):
     """An XML body was empty, too large, not UTF-8, malformed, hostile or not flat."""
 
 
+class ReqInfoError(WxPayError):
+    """A refund notify's ``req_info`` did not decrypt to a ``<root>`` document (§7.3).
+
+    Refund notifies carry no sign: decrypting with our key *is* the authenticity check,
+    so this means forged, damaged, or encrypted with another merchant's key.
+    """
+
+
+class CertificateError(WxPayError, ValueError):
+    """The merchant client certificate a secapi call needs (§7.1) is not configured or
+    its files cannot be read. WeChat was not called."""
+
+
 class WxPayUnavailable(WxPayError):
     """No usable answer: network error, timeout, HTTP status != 200 or an unparseable body.
 
@@ -92,6 +105,17 @@ class InvalidRequest(WxPayBusinessError):
     """INVALID_REQUEST / PARAM_ERROR / LACK_PARAMS: our parameters are wrong or changed."""
 
 
+class RateLimited(WxPayBusinessError):
+    """FREQUENCY_LIMITED / INVALID_REQ_TOO_MUCH: slow down, then retry the same request
+    (§7.1: wait at least a minute)."""
+
+    retryable = True
+
+
+class RefundNotExist(WxPayBusinessError):
+    """REFUNDNOTEXIST: WeChat knows no refund by that number (§7.2)."""
+
+
 ERROR_CLASSES: dict[str, type[WxPayBusinessError]] = {
     "ORDERPAID": OrderPaid,
     "ORDERCLOSED": OrderClosed,
@@ -102,6 +126,9 @@ ERROR_CLASSES: dict[str, type[WxPayBusinessError]] = {
     "INVALID_REQUEST": InvalidRequest,
     "PARAM_ERROR": InvalidRequest,
     "LACK_PARAMS": InvalidRequest,
+    "FREQUENCY_LIMITED": RateLimited,
+    "INVALID_REQ_TOO_MUCH": RateLimited,
+    "REFUNDNOTEXIST": RefundNotExist,
 }
 
 

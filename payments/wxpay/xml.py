@@ -95,14 +95,14 @@ def _has_text(text: str | None) -> bool:
     return bool(text and text.strip())
 
 
-def _fields(root: Element) -> dict[str, str]:
-    """Check that ``root`` is the flat ``<xml>`` envelope and return its fields."""
-    if root.tag != "xml":
-        raise XMLError("root element is not <xml>")
+def _fields(root: Element, root_tag: str) -> dict[str, str]:
+    """Check that ``root`` is the flat ``<root_tag>`` envelope and return its fields."""
+    if root.tag != root_tag:
+        raise XMLError(f"root element is not <{root_tag}>")
     if root.attrib:
-        raise XMLError("<xml> must not have attributes")
+        raise XMLError(f"<{root_tag}> must not have attributes")
     if _has_text(root.text):
-        raise XMLError("text directly inside <xml>")
+        raise XMLError(f"text directly inside <{root_tag}>")
     fields: dict[str, str] = {}
     for child in root:
         name = child.tag
@@ -113,15 +113,18 @@ def _fields(root: Element) -> dict[str, str]:
         if name in fields:
             raise XMLError(f"duplicate field <{name}>")
         if _has_text(child.tail):
-            raise XMLError("text directly inside <xml>")
+            raise XMLError(f"text directly inside <{root_tag}>")
         fields[name] = child.text or ""
     return fields
 
 
-def from_xml(body: bytes | str, *, max_bytes: int = MAX_BODY_BYTES) -> dict[str, str]:
+def from_xml(
+    body: bytes | str, *, max_bytes: int = MAX_BODY_BYTES, root: str = "xml"
+) -> dict[str, str]:
     """Parse a WeChat XML body into ``{field: text}``; raise :class:`XMLError` otherwise.
 
     CDATA and plain text give the same value; an empty element gives "". Duplicate fields
     are refused rather than resolved: with two ``total_fee`` values, which one was signed?
+    ``root`` is ``"root"`` for the decrypted ``req_info`` of a refund notify (§7.3).
     """
-    return _fields(_parse(_decode(body, max_bytes)))
+    return _fields(_parse(_decode(body, max_bytes)), root)

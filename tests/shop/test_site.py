@@ -82,3 +82,14 @@ def test_secret_key_is_required_unless_debug():
 def test_order_ttl_below_wechats_minimum_is_refused():
     result = import_settings(DJANGO_DEBUG="1", ORDER_TTL_MINUTES="4")
     assert "ORDER_TTL_MINUTES" in result.stderr
+
+
+def test_missing_refund_certificate_is_a_system_check_warning(settings):
+    settings.WECHAT_CERT_PATH = ""
+    settings.WECHAT_KEY_PATH = "/etc/wxshop/apiclient_key.pem"
+
+    messages = [m for m in run_checks() if m.id == "shopsite.W003"]
+
+    assert len(messages) == 1
+    assert "WECHAT_CERT_PATH" in messages[0].msg
+    assert "WECHAT_KEY_PATH" not in messages[0].msg

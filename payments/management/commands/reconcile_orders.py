@@ -1,7 +1,10 @@
-"""``python manage.py reconcile_orders``: ask WeChat about orders whose fate is open.
+"""``python manage.py reconcile_orders``: ask WeChat about orders and refunds whose fate
+is open.
 
 Safe from cron on several machines at once: each order is claimed for a while with a
 conditional UPDATE before WeChat is asked, and every change it makes is idempotent.
+Refunds are not claimed: sending one again reuses its ``out_refund_no`` (refunded once,
+sheet §7.1) and its result is applied exactly once, so two runs only cost a query.
 """
 
 from collections import Counter
@@ -11,21 +14,29 @@ from django.core.management.base import BaseCommand
 
 from orders.selectors import orders_to_reconcile
 from orders.services import order_claim_for_reconcile
-from payments.lifecycle import order_reconcile
+from payments.lifecycle import order_reconcile, refund_reconcile
+from payments.selectors import refunds_to_reconcile
 from payments.wxpay import WxPayError
+from shopsite.wechat import WeChatNotConfigured
 
 
 class Command(BaseCommand):
-    help = "Record payments whose notify never came and close expired unpaid orders."
+    help = (
+        "Record payments whose notify never came, close expired unpaid orders, "
+        "send pending refunds again and ask WeChat about refunds still processing."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(
             "--min-age-minutes",
             type=int,
             default=5,
-            help="Only orders at least this old (default 5: give the notify a chance).",
+            help="Only orders (and refunds unchanged) at least this old (default 5: give "
+            "the notify a chance).",
         )
-        parser.add_argument("--limit", type=int, default=500, help="At most this many orders.")
+        parser.add_argument(
+            "--limit", type=int, default=500, help="At most this many orders, and refunds."
+        )
         parser.add_argument(
             "--claim-seconds",
             type=int,
@@ -51,5 +62,20 @@ class Command(BaseCommand):
             if verbosity > 1:
                 self.stdout.write(f"[{n}/{len(candidates)}] {order.out_trade_no}: {action}")
         self.stdout.write(f"reconcile_orders: {len(candidates)} orders looked at")
+        refunds = self._refunds(summary, timedelta(minutes=min_age_minutes), limit, verbosity)
+        self.stdout.write(f"reconcile_orders: {refunds} refunds looked at")
         for action, count in sorted(summary.items()):
             self.stdout.write(f"  {count:6d}  {action}")
+
+    def _refunds(self, summary: Counter, older_than: timedelta, limit: int, verbosity: int) -> int:
+        candidates = list(refunds_to_reconcile(older_than=older_than, limit=limit))
+        for n, refund in enumerate(candidates, start=1):
+            try:
+                action = refund_reconcile(refund=refund, query_after=older_than)
+            except (WxPayError, WeChatNotConfigured) as exc:
+                action = f"refund: WeChat error ({type(exc).__name__})"
+                self.stderr.write(f"{refund.out_refund_no}: {exc}")
+            summary[action] += 1
+            if verbosity > 1:
+                self.stdout.write(f"[{n}/{len(candidates)}] {refund.out_refund_no}: {action}")
+        return len(candidates)

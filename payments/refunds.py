@@ -1,0 +1,283 @@
+"""Refunds (protocol sheet §7): record first, ask WeChat outside any transaction, apply the
+result exactly once.
+
+1. ``refund_create``: under the order's row lock, check the order is paid and the amount
+   fits in what is left, and record a *pending* refund with a fresh ``out_refund_no``.
+2. ``refund_submit``: no transaction, no lock held while WeChat answers (DESIGN §6.7).
+   Accepted → processing. No clear answer → still pending, sent again later with the
+   *same* ``out_refund_no``, which WeChat refunds only once (§7.1). Refused → failed.
+3. ``refund_apply_result``: the one place a refund becomes success, closed or abnormal
+   (from the refund notify §7.3 or refundquery §7.2), and where an order whose whole
+   total went back becomes ``refunded``.
+"""
+
+import logging
+import secrets
+from datetime import datetime
+from urllib.parse import urlsplit, urlunsplit
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from accounts.models import User
+from orders.models import Order
+from orders.services import order_flag, order_mark_refunded
+from payments.models import REFUND_FINAL, Refund
+from payments.selectors import order_refund_totals
+from payments.services import payment_client
+from payments.wxpay import WxPayBusinessError, WxPayClient, WxPayError, format_wx_time
+from shopsite.money import yuan
+from shopsite.wechat import REFUND_SETTINGS, require_settings
+
+logger = logging.getLogger(__name__)
+
+Status = Refund.Status
+MAX_REFUNDS_PER_ORDER = 50  # §7.1
+REASON_MAX_CHARS = 80  # refund_desc is String(80), §7.1
+# WeChat's refund_status (§7.2, §7.3) → ours. PROCESSING is not a result yet.
+STATUS_FROM_WECHAT = {
+    "SUCCESS": Status.SUCCESS,
+    "REFUNDCLOSE": Status.CLOSED,
+    "CHANGE": Status.ABNORMAL,
+}
+# What refund_apply_result did.
+APPLIED, DUPLICATE, CONFLICT = "applied", "duplicate", "conflict"
+
+
+class RefundError(Exception):
+    """A refund the shop refuses; ``str()`` is safe to show staff."""
+
+
+class RefundNotAllowed(RefundError):
+    """The order is not in a state that can be refunded."""
+
+
+class OrderAlreadyRefunded(RefundNotAllowed):
+    pass
+
+
+class RefundAmountInvalid(RefundError):
+    pass
+
+
+def refund_client() -> WxPayClient:
+    """The WeChat Pay client, once the client certificate refunds need is configured.
+
+    Raises ``WeChatNotConfigured`` (a clear message for staff) rather than failing later
+    inside the HTTP call.
+    """
+    require_settings(REFUND_SETTINGS, "WeChat Pay refunds")
+    return payment_client()
+
+
+def refund_notify_url() -> str:
+    """Where WeChat posts the refund result (§7.3): the setting, or the payment notify URL
+    with its last segment ``wxnotify`` replaced (no query string allowed, §7.1)."""
+    if settings.WECHAT_REFUND_NOTIFY_URL:
+        return settings.WECHAT_REFUND_NOTIFY_URL
+    parts = urlsplit(settings.WECHAT_NOTIFY_URL)
+    head, _, last = parts.path.rpartition("/")
+    path = f"{head}/refundnotify" if last == "wxnotify" else "/payment/refundnotify"
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def out_refund_no_new(now: datetime) -> str:
+    """``R`` + Beijing time + 16 random hex digits: 31 characters of ``[0-9A-Z]``, within
+    WeChat's String(64) (§7.1), time-sortable and unguessable."""
+    return "R" + format_wx_time(now) + secrets.token_hex(8)
+
+
+# -- create ------------------------------------------------------------------------------------
+
+
+def refund_create(
+    *, order: Order, refund_fee: int, reason: str, requested_by: User | None = None
+) -> Refund:
+    """Record a pending refund of ``refund_fee`` fen; WeChat is not called here.
+
+    The order row is locked while the amount is checked against what its other refunds
+    already hold, so concurrent refunds can never add up to more than was paid.
+    """
+    refund_client()  # refuse before recording anything that could never be sent
+    if isinstance(refund_fee, bool) or not isinstance(refund_fee, int) or refund_fee < 1:
+        raise RefundAmountInvalid("The refund amount must be at least ¥0.01.")
+    reason = (reason or "").strip()
+    if len(reason) > REASON_MAX_CHARS:
+        raise RefundError(f"The reason must be at most {REASON_MAX_CHARS} characters.")
+    with transaction.atomic():
+        locked = Order.objects.select_for_update().get(pk=order.pk)
+        _check_refundable(locked, refund_fee)
+        refund = Refund.objects.create(
+            order=locked,
+            out_refund_no=out_refund_no_new(timezone.now()),
+            refund_fee=refund_fee,
+            reason=reason,
+            requested_by=requested_by,
+        )
+    logger.info(
+        "refund created out_refund_no=%s out_trade_no=%s refund_fee=%s",
+        refund.out_refund_no,
+        locked.out_trade_no,
+        refund_fee,
+    )
+    return refund
+
+
+def _check_refundable(order: Order, refund_fee: int) -> None:
+    if order.status == Order.Status.REFUNDED:
+        raise OrderAlreadyRefunded(f"Order {order.out_trade_no} is already fully refunded.")
+    if order.status != Order.Status.PAID:
+        raise RefundNotAllowed(
+            f"Order {order.out_trade_no} is {order.status}: only paid orders can be refunded."
+        )
+    refundable = order_refund_totals(order=order).refundable
+    if refund_fee > refundable:
+        raise RefundAmountInvalid(
+            f"At most {yuan(refundable)} can still be refunded on order {order.out_trade_no}."
+        )
+    if order.refunds.exclude(status=Status.FAILED).count() >= MAX_REFUNDS_PER_ORDER:
+        raise RefundNotAllowed(f"WeChat allows at most {MAX_REFUNDS_PER_ORDER} refunds per order.")
+
+
+# -- submit ------------------------------------------------------------------------------------
+
+
+def refund_submit(*, refund: Refund) -> Refund:
+    """Send a pending refund to WeChat; returns it with its new status.
+
+    Call outside any transaction. Anything but a definitive refusal leaves the refund
+    pending for ``reconcile_orders`` to send again with the same number: after a timeout
+    WeChat may well have it, and only the same ``out_refund_no`` is safe to repeat.
+    Raises ``WeChatNotConfigured`` when the certificate settings are missing.
+    """
+    refund.refresh_from_db()
+    if refund.status != Status.PENDING:
+        return refund
+    client = refund_client()
+    order = refund.order
+    try:
+        result = client.refund(
+            out_trade_no=order.out_trade_no,
+            out_refund_no=refund.out_refund_no,
+            total_fee=order.total_fee,
+            refund_fee=refund.refund_fee,
+            refund_desc=refund.reason or None,
+            notify_url=refund_notify_url(),
+        )
+    except WxPayBusinessError as exc:
+        # SYSTEMERROR, BIZERR_NEED_RETRY, rate limits: "retry with identical parameters".
+        _refund_update(refund, last_error=_error_text(exc), to_failed=not exc.retryable)
+    except WxPayError as exc:
+        # No trustworthy answer (network, HTTP, signature, return_code=FAIL, certificate).
+        _refund_update(refund, last_error=_error_text(exc))
+    else:
+        _refund_update(refund, refund_id=result.refund_id)
+    refund.refresh_from_db()
+    logger.info("refund submitted out_refund_no=%s status=%s", refund.out_refund_no, refund.status)
+    return refund
+
+
+def _refund_update(
+    refund: Refund, *, refund_id: str = "", last_error: str = "", to_failed: bool = False
+) -> None:
+    """Move a refund on from pending only: a notify may have settled it meanwhile."""
+    if refund_id:
+        changes = {"status": Status.PROCESSING, "refund_id": refund_id, "last_error": ""}
+    elif to_failed:
+        changes = {"status": Status.FAILED, "last_error": last_error}
+    else:
+        changes = {"last_error": last_error}
+    Refund.objects.filter(pk=refund.pk, status=Status.PENDING).update(
+        **changes, updated_at=timezone.now()
+    )
+
+
+def _error_text(exc: WxPayError) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+# -- apply WeChat's verdict --------------------------------------------------------------------
+
+
+def refund_apply_result(
+    *,
+    refund: Refund,
+    status: str,
+    refund_id: str = "",
+    succeeded_at: datetime | None = None,
+    recv_account: str = "",
+    refund_fee: int | None = None,
+) -> str:
+    """Record WeChat's final word on a refund, exactly once; returns APPLIED, DUPLICATE or
+    CONFLICT (nothing changed, the order is flagged for staff).
+
+    ``refund_fee``, when WeChat states it, must be ours: req_info is AES-ECB without a MAC
+    and refundquery answers are only as good as our matching, so a mismatch is never
+    applied silently.
+    """
+    if status not in REFUND_FINAL:
+        raise ValueError(f"not a final refund status: {status!r}")
+    with transaction.atomic():
+        # Order first, then refund: the lock order of refund_create, so no deadlock.
+        order = Order.objects.select_for_update().get(pk=refund.order_id)
+        locked = Refund.objects.select_for_update().get(pk=refund.pk)
+        problem = _result_problem(locked, status, refund_fee)
+        if problem == DUPLICATE:
+            return DUPLICATE
+        if problem:
+            order_flag(order=order, reason=f"Refund {locked.out_refund_no}: {problem}")
+            return CONFLICT
+        if locked.status == Status.FAILED:
+            order_flag(
+                order=order,
+                reason=f"Refund {locked.out_refund_no} was refused by WeChat, yet WeChat now "
+                f"reports it {status}; check before refunding again.",
+            )
+        updated = Refund.objects.filter(pk=locked.pk, status=locked.status).update(
+            status=status,
+            refund_id=refund_id[:64] or locked.refund_id,
+            succeeded_at=succeeded_at if status == Status.SUCCESS else None,
+            recv_account=recv_account[:64],
+            updated_at=timezone.now(),
+        )
+        if not updated:
+            return DUPLICATE
+        _order_after_result(order, locked, status)
+    refund.refresh_from_db()
+    logger.info("refund %s out_refund_no=%s", status, refund.out_refund_no)
+    return APPLIED
+
+
+def _result_problem(refund: Refund, status: str, refund_fee: int | None) -> str:
+    """ "" when the result may be applied, DUPLICATE, or a reason for staff."""
+    if refund.status in REFUND_FINAL:
+        if refund.status == status:
+            return DUPLICATE
+        return f"WeChat reports {status} after {refund.status}; nothing changed."
+    if refund_fee is not None and refund_fee != refund.refund_fee:
+        return f"WeChat reports {status} for {refund_fee} fen, not {refund.refund_fee}."
+    return ""
+
+
+def _order_after_result(order: Order, refund: Refund, status: str) -> None:
+    if status == Status.ABNORMAL:
+        order_flag(
+            order=order,
+            reason=f"Refund {refund.out_refund_no} ({yuan(refund.refund_fee)}) is abnormal: "
+            "WeChat could not pay it into the buyer's account and returned it to the "
+            "merchant account. Settle it in the WeChat Pay merchant platform.",
+        )
+    if status != Status.SUCCESS:
+        return
+    refunded = (
+        Refund.objects.filter(order=order, status=Status.SUCCESS).aggregate(
+            total=Sum("refund_fee")
+        )["total"]
+        or 0
+    )
+    if refunded == order.total_fee:
+        order_mark_refunded(order=order)
+    elif refunded > order.total_fee:
+        order_flag(order=order, reason=f"Refunds total {yuan(refunded)}, more than was paid.")
