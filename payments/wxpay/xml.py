@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from xml.etree.ElementTree import Element, ParseError
+from xml.sax.saxutils import escape
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
@@ -43,6 +44,11 @@ def _element(name: str, value: object) -> str:
     text = str(value)
     if _XML_ILLEGAL.search(text):
         raise ValueError(f"field {name!r} contains characters XML cannot carry")
+    if "\r" in text:
+        # Every XML parser turns a literal CR into LF, even inside CDATA, so the receiver
+        # would verify the signature over another value. Only a character reference
+        # survives: escape the text instead of wrapping it in CDATA.
+        return f"<{name}>{escape(text).replace(chr(13), '&#13;')}</{name}>"
     return f"<{name}>{_cdata(text)}</{name}>"
 
 
