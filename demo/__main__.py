@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -42,6 +43,7 @@ def manage(*args: str, env: dict[str, str]) -> str:
 def prepare_database(password: str) -> list[dict]:
     env = {**os.environ, "DATABASE_URL": DATABASE_URL, "DJANGO_SECRET_KEY": "demo-setup-only"}
     manage("migrate", "--noinput", env=env)
+    manage("collectstatic", "--noinput", env=env)
     out = manage("setup_demo_shop", "--password", password, env=env)
     return json.loads(out.strip().splitlines()[-1])["products"]
 
@@ -88,10 +90,12 @@ def play(phone: MiniProgram, sim: Simulator, products: list[dict]) -> dict:
 
 
 def main() -> int:
+    # A plain `kill` must stop the simulator and gunicorn too, as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
     once = os.environ.get("DEMO_ONCE") == "1"
     password = secrets.token_urlsafe(9)
     LOG_DIR.mkdir(exist_ok=True)
-    print("Preparing SQLite (db.sqlite3): migrations, demo catalogue, staff user…", flush=True)
+    print("Preparing SQLite (db.sqlite3): migrations, static files, catalogue, staff…", flush=True)
     products = prepare_database(password)
 
     sim = Simulator(WeChatAccount(), retry_scale=0.01, log_path=LOG_DIR / "wxsim.log").start()

@@ -46,10 +46,10 @@ def wait_for(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None
         if process.poll() is not None:
             raise RuntimeError(f"{process.args[2]} exited with {process.returncode} at start")
         try:
-            if requests.get(url, timeout=1).status_code < 500:
+            if requests.get(url, timeout=5).status_code < 500:
                 return
-        except requests.ConnectionError:
-            pass
+        except requests.RequestException:
+            pass  # not listening yet, or still loading the application
         time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer within {timeout} s")
 
@@ -82,6 +82,7 @@ class Simulator:
         deadline = time.monotonic() + 20
         while not ready.exists():
             if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
                 raise RuntimeError("the WeChat simulator did not start")
             time.sleep(0.05)
         self.url = ready.read_text().strip()
@@ -144,7 +145,11 @@ class ShopServer:
             ],
             cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        wait_for(f"{self.url}/healthz", self.process)
+        try:
+            wait_for(f"{self.url}/healthz", self.process)
+        except BaseException:
+            self.stop()  # never leave a half-started server behind
+            raise
         return self
 
     def stop(self) -> None:
