@@ -111,6 +111,13 @@ class Order(models.Model):
         return self.out_trade_no
 
     @property
+    def has_payment(self) -> bool:
+        """WeChat took money for it: paid, or paid after it was closed (flagged)."""
+        return self.status == self.Status.PAID or (
+            self.status == self.Status.CLOSED and bool(self.transaction_id)
+        )
+
+    @property
     def is_payable(self) -> bool:
         return self.status == self.Status.UNPAID and self.expires_at > timezone.now()
 

@@ -187,14 +187,15 @@ def order_mark_paid(*, order: Order, transaction_id: str, paid_at: datetime) -> 
 
 
 def order_mark_refunded(*, order: Order) -> bool:
-    """paid → refunded, once, when refunds have given back the whole total.
+    """paid (or paid after closing) → refunded, once, when refunds gave back the total.
 
     The caller (``payments.refunds``) decides that the sum is complete, inside the
     transaction that locked ``order``; the conditional UPDATE makes it exactly once.
     """
-    updated = Order.objects.filter(pk=order.pk, status=Order.Status.PAID).update(
-        status=Order.Status.REFUNDED
+    has_payment = Q(status=Order.Status.PAID) | Q(
+        status=Order.Status.CLOSED, transaction_id__isnull=False
     )
+    updated = Order.objects.filter(has_payment, pk=order.pk).update(status=Order.Status.REFUNDED)
     if updated:
         order.status = Order.Status.REFUNDED
         logger.info("order refunded out_trade_no=%s", order.out_trade_no)

@@ -128,7 +128,7 @@ def refund_create(
 def _check_refundable(order: Order, refund_fee: int) -> None:
     if order.status == Order.Status.REFUNDED:
         raise OrderAlreadyRefunded(f"Order {order.out_trade_no} is already fully refunded.")
-    if order.status != Order.Status.PAID:
+    if not order.has_payment:
         raise RefundNotAllowed(
             f"Order {order.out_trade_no} is {order.status}: only paid orders can be refunded."
         )

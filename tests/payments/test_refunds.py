@@ -133,6 +133,22 @@ class TestCreateAndSubmit:
         with pytest.raises(RefundAmountInvalid):
             refund_create(order=paid_order, refund_fee=fee, reason="")
 
+    def test_order_paid_after_closing_can_be_refunded_in_full(self, products, wxpay):
+        order = make_order(make_shopper(), products)
+        Order.objects.filter(pk=order.pk).update(status="closed", closed_at=timezone.now())
+        post(notify_body(order))  # money taken for a closed order: flagged "refund or ship"
+
+        done = refund(Order.objects.get(pk=order.pk), 4500)
+        assert notify_refund(done).content == SUCCESS
+
+        assert reload(order).status == Order.Status.REFUNDED
+
+    def test_closed_order_without_a_payment_is_refused(self, products, wxpay):
+        order = make_order(make_shopper(), products, status="closed")
+
+        with pytest.raises(RefundNotAllowed, match="closed"):
+            refund_create(order=order, refund_fee=100, reason="")
+
     def test_unpaid_order_is_refused(self, products, wxpay):
         order = make_order(make_shopper(), products)
 
