@@ -5,7 +5,7 @@ from rest_framework.views import APIView
 
 from accounts import wxlogin
 from accounts.services import user_login_with_code
-from shopsite.api import api_error
+from shopsite.api import StrictSerializer, api_error
 
 
 class LoginApi(APIView):
@@ -16,7 +16,7 @@ class LoginApi(APIView):
     throttle_classes = (ScopedRateThrottle,)
     throttle_scope = "login"
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictSerializer):
         code = serializers.CharField(max_length=128, trim_whitespace=True)
 
     def post(self, request):

@@ -22,7 +22,7 @@ from payments.models import PaymentNotification
 from payments.notify import notification_receive, refund_notification_receive
 from payments.services import OrderNotPayable, payment_client, payment_prepare
 from payments.wxpay import MAX_BODY_BYTES, WxPayBusinessError, WxPayError
-from shopsite.api import api_error
+from shopsite.api import StrictSerializer, api_error
 
 logger = logging.getLogger(__name__)
 
@@ -39,11 +39,11 @@ NOTIFY_FAIL = (
 class PaymentOrderApi(APIView):
     """``POST /payment/order``: create an order (201) or pay an unpaid one again (200)."""
 
-    class ItemSerializer(serializers.Serializer):
+    class ItemSerializer(StrictSerializer):
         product_id = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
         quantity = serializers.IntegerField(min_value=1, max_value=9999)
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictSerializer):
         items = serializers.ListField(child=serializers.DictField(), required=False)
         total_fee = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1)
         out_trade_no = serializers.RegexField(r"^[0-9A-Za-z_\-|*]{1,32}$", required=False)

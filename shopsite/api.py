@@ -4,12 +4,29 @@ Every error body has a human-readable ``detail``; validation errors also carry
 ``errors``, keyed by the offending field.
 """
 
+from collections.abc import Mapping
+
 from django.http import JsonResponse
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from shopsite.wechat import WeChatNotConfigured
+
+
+class StrictSerializer(serializers.Serializer):
+    """An input serializer that refuses fields it does not know.
+
+    A client that sends ``price`` or ``openid`` must learn that the server ignores them,
+    rather than believe they counted (the price and the payer are always the server's).
+    """
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
 
 
 def api_error(status_code: int, detail: str, **extra) -> Response:

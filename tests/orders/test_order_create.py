@@ -50,13 +50,29 @@ def test_order_is_bound_to_the_buyers_own_openid(api, shopper, products, wxpay):
     assert wxpay.calls()[0]["openid"] == shopper.openid
 
 
-def test_openid_in_the_request_body_is_ignored(api, shopper, products, wxpay):
-    response = order_items(
-        api, [{"product_id": products["cup"].pk, "quantity": 1}], openid="o-somebody-else"
-    )
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"openid": "o-somebody-else"}, "openid"),
+        ({"price": 1}, "price"),
+    ],
+)
+def test_fields_the_server_decides_are_refused_not_silently_ignored(
+    api, products, wxpay, payload, field
+):
+    response = order_items(api, [{"product_id": products["cup"].pk, "quantity": 1}], **payload)
 
-    assert response.status_code == 201
-    assert wxpay.calls()[0]["openid"] == shopper.openid
+    assert response.status_code == 400
+    assert field in response.json()["errors"]
+    assert not Order.objects.exists()
+    assert wxpay.requests_seen == []
+
+
+def test_unknown_field_in_an_item_is_refused(api, products, wxpay):
+    response = order_items(api, [{"product_id": products["cup"].pk, "quantity": 1, "price": 1}])
+
+    assert response.status_code == 400
+    assert "price" in response.json()["detail"]
 
 
 def test_out_trade_no_is_32_safe_characters_and_unique(api, products, wxpay):
