@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
@@ -5,7 +6,7 @@ from rest_framework.views import APIView
 
 from accounts import wxlogin
 from accounts.services import user_login_with_code
-from shopsite.api import StrictSerializer, api_error
+from shopsite.api import StrictSerializer, api_error, error_responses
 
 
 class LoginApi(APIView):
@@ -16,9 +17,22 @@ class LoginApi(APIView):
     throttle_classes = (ScopedRateThrottle,)
     throttle_scope = "login"
 
+    @extend_schema_serializer(component_name="LoginInput")
     class InputSerializer(StrictSerializer):
-        code = serializers.CharField(max_length=128, trim_whitespace=True)
+        code = serializers.CharField(
+            max_length=128, trim_whitespace=True, help_text="The code from wx.login()."
+        )
 
+    @extend_schema_serializer(component_name="LoginOutput")
+    class OutputSerializer(serializers.Serializer):
+        token = serializers.CharField()
+        token_type = serializers.ChoiceField(choices=["Bearer"])
+        expires_in = serializers.IntegerField(help_text="Seconds the token stays valid.")
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: OutputSerializer, **error_responses(400, 429, 502, 503)},
+    )
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

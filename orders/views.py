@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
@@ -7,7 +8,7 @@ from orders.models import Order, OrderItem
 from orders.selectors import order_get_for_user, order_list_for_user
 from payments.lifecycle import OrderNotClosable, order_close
 from payments.wxpay import WxPayError
-from shopsite.api import api_error
+from shopsite.api import api_error, error_responses
 
 
 class OrderItemOutputSerializer(serializers.ModelSerializer):
@@ -34,6 +35,11 @@ class OrderOutputSerializer(serializers.ModelSerializer):
         ]
 
 
+@extend_schema_view(
+    get=extend_schema(
+        responses={200: OrderOutputSerializer(many=True), **error_responses(401, 404)}
+    )
+)
 class OrderListApi(generics.ListAPIView):
     """``GET /orders``: the caller's orders, newest first, 20 a page."""
 
@@ -43,6 +49,9 @@ class OrderListApi(generics.ListAPIView):
         return order_list_for_user(user=self.request.user)
 
 
+@extend_schema_view(
+    get=extend_schema(responses={200: OrderOutputSerializer, **error_responses(401, 404)})
+)
 class OrderDetailApi(generics.RetrieveAPIView):
     """``GET /orders/<out_trade_no>``: one of the caller's own orders."""
 
@@ -58,6 +67,10 @@ class OrderDetailApi(generics.RetrieveAPIView):
 class OrderCloseApi(APIView):
     """``POST /orders/<out_trade_no>/close``: the owner gives up an unpaid order."""
 
+    @extend_schema(
+        request=None,
+        responses={200: OrderOutputSerializer, **error_responses(401, 404, 409, 502, 503)},
+    )
     def post(self, request, out_trade_no: str):
         order = order_get_for_user(user=request.user, out_trade_no=out_trade_no)
         if order is None:

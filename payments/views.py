@@ -4,6 +4,7 @@ from collections.abc import Callable
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,7 +23,7 @@ from payments.models import PaymentNotification
 from payments.notify import notification_receive, refund_notification_receive
 from payments.services import OrderNotPayable, payment_client, payment_prepare
 from payments.wxpay import MAX_BODY_BYTES, WxPayBusinessError, WxPayError
-from shopsite.api import StrictSerializer, api_error
+from shopsite.api import StrictSerializer, api_error, error_responses
 
 logger = logging.getLogger(__name__)
 
@@ -36,24 +37,42 @@ NOTIFY_FAIL = (
 )
 
 
+class OrderLineInputSerializer(StrictSerializer):
+    product_id = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
+    quantity = serializers.IntegerField(min_value=1, max_value=9999)
+
+
+class PaymentParamsSerializer(serializers.Serializer):
+    """Exactly what wx.requestPayment takes (sheet §4.1), names and all: spread it in."""
+
+    timeStamp = serializers.CharField(help_text="Unix seconds, as a string.")
+    nonceStr = serializers.CharField()
+    package = serializers.CharField(help_text="prepay_id=<id>")
+    signType = serializers.ChoiceField(choices=["MD5", "HMAC-SHA256"])
+    paySign = serializers.CharField()
+
+
 class PaymentOrderApi(APIView):
     """``POST /payment/order``: create an order (201) or pay an unpaid one again (200)."""
 
-    class ItemSerializer(StrictSerializer):
-        product_id = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
-        quantity = serializers.IntegerField(min_value=1, max_value=9999)
-
+    @extend_schema_serializer(component_name="PaymentOrderInput")
     class InputSerializer(StrictSerializer):
-        items = serializers.ListField(child=serializers.DictField(), required=False)
-        total_fee = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1)
-        out_trade_no = serializers.RegexField(r"^[0-9A-Za-z_\-|*]{1,32}$", required=False)
-
-        def validate_items(self, value):
-            items = PaymentOrderApi.ItemSerializer(
-                data=value, many=True, min_length=1, max_length=50
-            )
-            items.is_valid(raise_exception=True)
-            return [OrderLine(**item) for item in items.validated_data]
+        items = OrderLineInputSerializer(
+            many=True,
+            required=False,
+            min_length=1,
+            max_length=50,
+            help_text="A new order, 1 to 50 lines.",
+        )
+        total_fee = serializers.IntegerField(
+            required=False,
+            min_value=1,
+            max_value=2**31 - 1,
+            help_text="The total the shopper saw (fen); 409 if the server's differs.",
+        )
+        out_trade_no = serializers.RegexField(
+            r"^[0-9A-Za-z_\-|*]{1,32}$", required=False, help_text="Pay this unpaid order again."
+        )
 
         def validate(self, attrs):
             if ("items" in attrs) == ("out_trade_no" in attrs):
@@ -62,6 +81,20 @@ class PaymentOrderApi(APIView):
                 )
             return attrs
 
+    @extend_schema_serializer(component_name="PaymentOrderOutput")
+    class OutputSerializer(serializers.Serializer):
+        out_trade_no = serializers.CharField()
+        total_fee = serializers.IntegerField(help_text="fen")
+        payment = PaymentParamsSerializer()
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            201: OutputSerializer,
+            200: OutputSerializer,
+            **error_responses(400, 401, 403, 404, 409, 502, 503),
+        },
+    )
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -76,7 +109,7 @@ class PaymentOrderApi(APIView):
             try:
                 order = order_create(
                     user=request.user,
-                    lines=data["items"],
+                    lines=[OrderLine(**line) for line in data["items"]],
                     client_ip=request.META.get("REMOTE_ADDR") or "127.0.0.1",
                     expected_total_fee=data.get("total_fee"),
                 )

@@ -7,6 +7,7 @@ Every error body has a human-readable ``detail``; validation errors also carry
 from collections.abc import Mapping
 
 from django.http import JsonResponse
+from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -27,6 +28,36 @@ class StrictSerializer(serializers.Serializer):
             if unknown:
                 raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
         return super().to_internal_value(data)
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The shape of every error answer (for the OpenAPI schema)."""
+
+    detail = serializers.CharField(help_text="What went wrong, for a person.")
+    errors = serializers.DictField(required=False, help_text="Validation errors by field.")
+    err_code = serializers.CharField(required=False, help_text="WeChat Pay's err_code.")
+    errcode = serializers.IntegerField(required=False, help_text="WeChat login's errcode.")
+    total_fee = serializers.IntegerField(required=False, help_text="The server's total (fen).")
+    out_trade_no = serializers.CharField(required=False)
+    status = serializers.CharField(required=False, help_text="The order's status.")
+
+
+_ERROR_MEANINGS = {
+    400: "Invalid input (the field is named in `errors`).",
+    401: "Missing, malformed or expired bearer token.",
+    403: "Not allowed.",
+    404: "No such order (or not yours), or no such page.",
+    409: "Conflicts with the order's state, the price or the stock.",
+    429: "Too many requests.",
+    502: "WeChat refused or is unreachable.",
+    503: "WeChat settings are missing on the server.",
+}
+
+
+def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
+    return {
+        code: OpenApiResponse(ErrorSerializer, description=_ERROR_MEANINGS[code]) for code in codes
+    }
 
 
 def api_error(status_code: int, detail: str, **extra) -> Response:

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.views import LoginApi
 from orders.views import OrderCloseApi, OrderDetailApi, OrderListApi
@@ -16,6 +17,8 @@ urlpatterns = [
     path("orders/<str:out_trade_no>", OrderDetailApi.as_view(), name="order-detail"),
     path("orders/<str:out_trade_no>/close", OrderCloseApi.as_view(), name="order-close"),
     path("healthz", healthz, name="healthz"),
+    path("api/schema", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/", admin.site.urls),
 ]
 
