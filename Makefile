@@ -17,6 +17,7 @@ $(STAMP): requirements.txt
 # SQLite by default; DATABASE_URL=postgres://postgres@127.0.0.1:5432/test make test
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	node --test miniprogram/test/*.test.js
 
 # The whole purchase on SQLite against the local WeChat simulator; DEMO_ONCE=1 exits after.
 demo: $(STAMP)
