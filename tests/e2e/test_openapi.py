@@ -41,4 +41,4 @@ def test_docs_page_loads_everything_from_this_server(shop):
     assert page.status_code == 200
     assert "swagger-ui" in page.text
     assert "cdn" not in page.text.lower()
-    assert "src=\"http" not in page.text and "href=\"http" not in page.text
+    assert 'src="http' not in page.text and 'href="http' not in page.text

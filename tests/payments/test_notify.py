@@ -202,6 +202,15 @@ class TestRejected:
         row = only_notification()
         assert (row.outcome, row.signature_valid) == (Outcome.REJECTED, True)
 
+    def test_a_notify_replayed_for_another_order_is_rejected(self, order, products):
+        other = make_order(make_shopper(), products, n=1)
+        fields = signed(notify_fields(order))
+        fields["out_trade_no"] = other.out_trade_no  # the signature covers out_trade_no
+
+        assert b"FAIL" in post(wx_xml(fields)).content
+        assert reload(other).status == Order.Status.UNPAID
+        assert reload(order).status == Order.Status.UNPAID
+
     def test_unknown_order_is_fail_and_recorded(self, order):
         body = notify_body(order, out_trade_no="20260101000000ffffffffffffffffff")
 
@@ -273,22 +282,36 @@ class TestFlagged:
         assert reload(order).status == Order.Status.PAID
 
 
+BILLION_LAUGHS = (
+    b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+    + b"".join(
+        b'<!ENTITY lol%d "%s">' % (n, b"&lol%d;" % (n - 1) * 10 if n > 1 else b"&lol;" * 10)
+        for n in range(1, 10)
+    )
+    + b"]><xml><return_code>&lol9;</return_code></xml>"
+)
+HOSTILE_BODIES = [
+    b"",
+    b"not xml",
+    b"<xml><return_code>SUCCESS</return_code>",  # truncated
+    BILLION_LAUGHS,
+    b'<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY a "aaaa">]><xml><a>&a;</a></xml>',
+    b'<!DOCTYPE xml [<!ENTITY x SYSTEM "file:///etc/passwd">]><xml><a>&x;</a></xml>',
+    b'<!DOCTYPE xml [<!ENTITY % p SYSTEM "http://127.0.0.1:9/x.dtd"> %p;]><xml/>',
+    b'<!DOCTYPE xml SYSTEM "http://127.0.0.1:9/x.dtd"><xml><a>1</a></xml>',
+    b"<!DOCTYPE xml><xml><a>1</a></xml>",
+    b"<xml><a>1</a><a>2</a></xml>",
+    b"<xml><a><b>1</b></a></xml>",
+    b'<xml a="1"><b>1</b></xml>',
+    b"<notxml><a>1</a></notxml>",
+    "<xml><a>caf\u00e9</a></xml>".encode("latin-1"),
+    b"\xff\xfe<\x00x\x00",
+]
+
+
 @pytest.mark.django_db
 class TestHostileBodies:
-    @pytest.mark.parametrize(
-        "body",
-        [
-            b"",
-            b"not xml",
-            b"<xml><return_code>SUCCESS</return_code>",
-            b'<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY a "aaaa">]><xml><a>&a;</a></xml>',
-            b'<!DOCTYPE xml [<!ENTITY x SYSTEM "file:///etc/passwd">]><xml><a>&x;</a></xml>',
-            b"<xml><a>1</a><a>2</a></xml>",
-            b"<xml><a><b>1</b></a></xml>",
-            "<xml><a>caf\u00e9</a></xml>".encode("latin-1"),
-            b"\xff\xfe<\x00x\x00",
-        ],
-    )
+    @pytest.mark.parametrize("body", HOSTILE_BODIES)
     def test_malformed_or_hostile_body_is_fail_and_kept(self, body):
         response = post(body)
 
@@ -297,6 +320,14 @@ class TestHostileBodies:
         row = only_notification()
         assert row.outcome == Outcome.MALFORMED
         assert row.raw_body == body.decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
+
+    @pytest.mark.parametrize("body", HOSTILE_BODIES)
+    def test_hostile_refund_notify_is_fail_and_kept(self, body):
+        response = Client().post("/payment/refundnotify", data=body, content_type="text/xml")
+
+        assert b"<return_code><![CDATA[FAIL]]></return_code>" in response.content
+        row = only_notification()
+        assert (row.kind, row.replied) == ("refund", "FAIL")
 
     def test_non_utf8_bytes_are_kept_escaped(self):
         post(b"<xml><a>\xff</a></xml>")
