@@ -93,3 +93,29 @@ def test_missing_refund_certificate_is_a_system_check_warning(settings):
     assert len(messages) == 1
     assert "WECHAT_CERT_PATH" in messages[0].msg
     assert "WECHAT_KEY_PATH" not in messages[0].msg
+
+
+PRODUCTION_ENV = {
+    "DJANGO_SECRET_KEY": "k7Jq2vX9pLm4Rt8Wz1Nb6Yc3Hf5Gd0Se-Ua2Ko9Pi7Lj4Mh1Qg8Vr6Ts3Xw5Zy0Bn",
+    "DJANGO_HTTPS": "1",
+    "DJANGO_ALLOWED_HOSTS": "shop.example.com",
+    "WECHAT_APPID": "wx1234567890abcdef",
+    "WECHAT_APP_SECRET": "an-app-secret",
+    "WECHAT_MCH_ID": "1900000109",
+    "WECHAT_MCH_KEY": "0123456789abcdef0123456789abcdef",
+    "WECHAT_NOTIFY_URL": "https://shop.example.com/payment/wxnotify",
+    "WECHAT_CERT_PATH": "/etc/wxshop/apiclient_cert.pem",
+    "WECHAT_KEY_PATH": "/etc/wxshop/apiclient_key.pem",
+}
+
+
+def test_production_settings_pass_check_deploy():
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "WECHAT_"))}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        env={**clean, **PRODUCTION_ENV},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
