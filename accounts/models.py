@@ -1,5 +1,6 @@
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class User(AbstractUser):
@@ -12,26 +13,31 @@ class User(AbstractUser):
     """
 
     openid = models.CharField(
-        "WeChat openid",
+        _("WeChat openid"),
         max_length=128,
         unique=True,
         null=True,
         blank=True,
-        help_text="The shopper's id in this mini-program. Empty for staff accounts.",
+        help_text=_("The shopper's id in this mini-program. Empty for staff accounts."),
     )
     unionid = models.CharField(
-        "WeChat unionid",
+        _("WeChat unionid"),
         max_length=128,
         blank=True,
         default="",
-        help_text="Same person across the owner's WeChat apps, when they are linked.",
+        help_text=_("Same person across the owner's WeChat apps, when they are linked."),
     )
     session_key = models.CharField(max_length=128, blank=True, default="", editable=False)
-    last_wechat_login = models.DateTimeField("last WeChat login", null=True, blank=True)
+    last_wechat_login = models.DateTimeField(
+        _("last WeChat login"),
+        null=True,
+        blank=True,
+        help_text=_("When the shopper last logged in from the mini-program."),
+    )
 
     class Meta:
-        verbose_name = "user"
-        verbose_name_plural = "users"
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
 
     def __str__(self) -> str:
         return self.openid or self.username

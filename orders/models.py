@@ -2,24 +2,30 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class Product(models.Model):
-    name = models.CharField(max_length=100)
+    name = models.CharField(_("name"), max_length=100, help_text=_("As the shopper sees it."))
     price = models.PositiveIntegerField(
-        "price (fen)", help_text="In fen: 1 yuan = 100. What the shopper pays for one."
+        _("price (fen)"), help_text=_("In fen: 1 yuan = 100. What the shopper pays for one.")
     )
     stock = models.PositiveIntegerField(
+        _("stock"),
         null=True,
         blank=True,
-        help_text="Units left to sell. Leave empty for unlimited stock.",
+        help_text=_("Units left to sell. Leave empty for unlimited stock."),
     )
-    active = models.BooleanField(default=True, help_text="Only active products can be ordered.")
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    active = models.BooleanField(
+        _("on sale"), default=True, help_text=_("Only active products can be ordered.")
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("last changed"), auto_now=True)
 
     class Meta:
         ordering = ["pk"]
+        verbose_name = _("product")
+        verbose_name_plural = _("products")
         constraints = [
             models.CheckConstraint(condition=Q(price__gt=0), name="product_price_positive"),
             models.CheckConstraint(
@@ -38,58 +44,109 @@ class SignType(models.TextChoices):
 
 class Order(models.Model):
     class Status(models.TextChoices):
-        UNPAID = "unpaid", "Unpaid"
-        PAID = "paid", "Paid"
-        CLOSED = "closed", "Closed"
-        REFUNDED = "refunded", "Refunded"
+        UNPAID = "unpaid", _("Unpaid")
+        PAID = "paid", _("Paid")
+        CLOSED = "closed", _("Closed")
+        REFUNDED = "refunded", _("Refunded")
 
-    out_trade_no = models.CharField("order number", max_length=32, unique=True)
+    out_trade_no = models.CharField(
+        _("order number"),
+        max_length=32,
+        unique=True,
+        help_text=_("Ours, sent to WeChat as out_trade_no; on the shopper's bill."),
+    )
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="orders",
+        verbose_name=_("shopper"),
     )
     # Fixed at creation: WeChat refuses payment by anyone but this openid (DESIGN §1).
     openid = models.CharField(
-        "payer openid", max_length=128, help_text="The WeChat user who placed and must pay it."
+        _("payer openid"),
+        max_length=128,
+        help_text=_("The WeChat user who placed and must pay it."),
     )
-    body = models.CharField(max_length=128, help_text="Description shown on the shopper's bill.")
-    total_fee = models.PositiveIntegerField("total (fen)")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.UNPAID)
+    body = models.CharField(
+        _("description"), max_length=128, help_text=_("Description shown on the shopper's bill.")
+    )
+    total_fee = models.PositiveIntegerField(
+        _("total (fen)"), help_text=_("In fen: 1 yuan = 100. What the shopper pays.")
+    )
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.UNPAID
+    )
     sign_type = models.CharField(
+        _("signature type"),
         max_length=16,
         choices=SignType.choices,
         default=SignType.MD5,
-        help_text="How WeChat Pay signs this order; its notifies are checked the same way.",
+        help_text=_("How WeChat Pay signs this order; its notifies are checked the same way."),
     )
     # Re-entering unifiedorder must repeat the first call's parameters exactly
     # (protocol sheet §3.3), so everything sent is derived from stored fields.
-    spbill_create_ip = models.CharField("client IP", max_length=64)
-    prepay_id = models.CharField(max_length=64, blank=True, default="")
-    prepay_expires_at = models.DateTimeField(null=True, blank=True)
-    transaction_id = models.CharField(
-        "WeChat transaction id", max_length=32, unique=True, null=True, blank=True
+    spbill_create_ip = models.CharField(
+        _("client IP"), max_length=64, help_text=_("Where the order was placed from.")
     )
-    paid_at = models.DateTimeField(null=True, blank=True, help_text="WeChat's time_end.")
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    expires_at = models.DateTimeField(help_text="After this the order can no longer be paid.")
-    closed_at = models.DateTimeField(null=True, blank=True)
+    prepay_id = models.CharField(
+        _("prepay id"),
+        max_length=64,
+        blank=True,
+        default="",
+        help_text=_("WeChat's id for the payment the phone is asked to make."),
+    )
+    prepay_expires_at = models.DateTimeField(
+        _("prepay id expires"),
+        null=True,
+        blank=True,
+        help_text=_("After this a new prepay id is asked for."),
+    )
+    transaction_id = models.CharField(
+        _("WeChat transaction id"),
+        max_length=32,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text=_("WeChat's number for the payment; empty until paid."),
+    )
+    paid_at = models.DateTimeField(
+        _("paid at"), null=True, blank=True, help_text=_("When WeChat took the money (time_end).")
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    expires_at = models.DateTimeField(
+        _("expires"), help_text=_("After this the order can no longer be paid.")
+    )
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
     # WeChat refuses closeorder within 5 minutes of unifiedorder (sheet §6.2): such an
     # order is closed here at once and at WeChat by the next reconciliation.
     close_pending_at_wechat = models.BooleanField(
+        _("close pending at WeChat"),
         default=False,
-        help_text="Closed here; WeChat still has to be told (done by reconcile_orders).",
+        help_text=_("Closed here; WeChat still has to be told (done by reconcile_orders)."),
     )
     # Lets several reconcile_orders processes share the work without holding a row
     # lock while they wait on WeChat.
     reconcile_claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
     needs_attention = models.BooleanField(
+        _("needs attention"),
         default=False,
         db_index=True,
-        help_text="Something about its payment needs a person: see the reason.",
+        help_text=_(
+            "Something about its payment needs a person: see the reason. "
+            "Untick once it is dealt with."
+        ),
     )
-    attention_reason = models.TextField(blank=True, default="")
+    attention_reason = models.TextField(
+        _("reason for attention"),
+        blank=True,
+        default="",
+        help_text=_("What did not fit, as the payment check found it."),
+    )
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
         indexes = [
             models.Index(fields=["user", "-created_at"], name="order_user_created"),
             models.Index(fields=["status", "created_at"], name="order_status_created"),
@@ -125,14 +182,24 @@ class Order(models.Model):
 class OrderItem(models.Model):
     """One line of an order, with the product's name and price as they were when ordered."""
 
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
-    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="+")
-    product_name = models.CharField(max_length=100)
-    unit_price = models.PositiveIntegerField("unit price (fen)")
-    quantity = models.PositiveIntegerField()
+    order = models.ForeignKey(
+        Order, on_delete=models.CASCADE, related_name="items", verbose_name=_("order")
+    )
+    product = models.ForeignKey(
+        Product, on_delete=models.PROTECT, related_name="+", verbose_name=_("product")
+    )
+    product_name = models.CharField(
+        _("product name"), max_length=100, help_text=_("As it was when ordered.")
+    )
+    unit_price = models.PositiveIntegerField(
+        _("unit price (fen)"), help_text=_("As it was when ordered.")
+    )
+    quantity = models.PositiveIntegerField(_("quantity"))
 
     class Meta:
         ordering = ["pk"]
+        verbose_name = _("order item")
+        verbose_name_plural = _("order items")
         constraints = [
             models.CheckConstraint(
                 condition=Q(quantity__gte=1), name="orderitem_quantity_positive"

@@ -1,7 +1,40 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html_join
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from payments.models import PaymentNotification, Refund
+from payments.notify import NotReprocessable, notification_reprocess
+from shopsite.admin_display import moment, outcome_badge, refund_status_badge
 from shopsite.money import yuan
+
+# Reprocessing is quick (no call to WeChat), but a page of messages should stay readable.
+MAX_REPROCESS_PER_ACTION = 50
+
+Outcome = PaymentNotification.Outcome
+REPROCESS_MESSAGE_LEVEL = {
+    Outcome.PAID: messages.SUCCESS,
+    Outcome.REFUND_RECORDED: messages.SUCCESS,
+    Outcome.DUPLICATE: messages.INFO,
+    Outcome.NOT_PAID: messages.INFO,
+    Outcome.FLAGGED: messages.WARNING,
+}
+
+
+class OriginFilter(admin.SimpleListFilter):
+    title = gettext_lazy("origin")
+    parameter_name = "origin"
+
+    def lookups(self, request, model_admin):
+        return [("wechat", _("Sent by WeChat")), ("reprocess", _("Reprocessed in admin"))]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("wechat", "reprocess"):
+            return queryset.filter(reprocess_of__isnull=self.value() == "wechat")
+        return queryset
 
 
 class ReadOnlyEvidenceAdmin(admin.ModelAdmin):
@@ -22,20 +55,22 @@ class PaymentNotificationAdmin(ReadOnlyEvidenceAdmin):
     """The notify ledger, payments and refunds alike."""
 
     list_display = [
-        "received_at",
-        "kind",
+        "received",
+        "kind_display",
         "out_trade_no",
-        "transaction_id",
         "out_refund_no",
-        "outcome",
+        "outcome_display",
         "signature_valid",
         "replied",
-        "remote_addr",
+        "reprocess_of_display",
     ]
-    list_filter = ["kind", "outcome", "signature_valid", "replied", "received_at"]
+    list_filter = ["kind", "outcome", "signature_valid", "replied", OriginFilter, "received_at"]
     date_hierarchy = "received_at"
     search_fields = ["=out_trade_no", "=transaction_id", "=out_refund_no", "=remote_addr"]
-    list_select_related = ["order"]
+    search_help_text = gettext_lazy(
+        "Order number, WeChat transaction id, refund number or sender IP (exactly)."
+    )
+    actions = ["reprocess_action"]
     readonly_fields = [
         "received_at",
         "kind",
@@ -46,14 +81,96 @@ class PaymentNotificationAdmin(ReadOnlyEvidenceAdmin):
         "transaction_id",
         "out_refund_no",
         "signature_valid",
-        "outcome",
+        "outcome_display",
         "detail",
         "replied",
         "processed_at",
+        "reprocess_of",
+        "reprocessed_as",
         "body_truncated",
         "raw_body",
     ]
     fields = readonly_fields
+
+    def get_queryset(self, request):
+        # The list never shows raw bodies (up to 64 KiB each): do not fetch them for it.
+        return super().get_queryset(request).defer("raw_body")
+
+    @admin.display(description=gettext_lazy("received at"), ordering="received_at")
+    def received(self, notification: PaymentNotification) -> str:
+        return moment(notification.received_at)
+
+    @admin.display(description=gettext_lazy("kind"), ordering="kind")
+    def kind_display(self, notification: PaymentNotification) -> str:
+        refund = notification.kind == PaymentNotification.Kind.REFUND
+        return _("Refund") if refund else _("Payment")
+
+    @admin.display(description=gettext_lazy("outcome"), ordering="outcome")
+    def outcome_display(self, notification: PaymentNotification) -> SafeString:
+        return outcome_badge(notification)
+
+    @admin.display(description=gettext_lazy("reprocess of"), ordering="reprocess_of")
+    def reprocess_of_display(self, notification: PaymentNotification) -> str:
+        return f"#{notification.reprocess_of_id}" if notification.reprocess_of_id else ""
+
+    @admin.display(description=gettext_lazy("processed again as"))
+    def reprocessed_as(self, notification: PaymentNotification) -> SafeString | str:
+        rows = notification.reprocesses.order_by("pk").defer("raw_body")
+        links = format_html_join(
+            ", ",
+            '<a href="{}">#{}</a> {}',
+            ((_change_url(row), row.pk, outcome_badge(row)) for row in rows),
+        )
+        return links or "—"
+
+    # -- processing a stored body again ------------------------------------------------------
+
+    def has_reprocess_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("payments.reprocess_paymentnotification")
+
+    @admin.action(
+        description=gettext_lazy("Reprocess: process the stored body again"),
+        permissions=["reprocess"],
+    )
+    def reprocess_action(self, request: HttpRequest, queryset) -> None:
+        originals = list(queryset.order_by("pk")[: MAX_REPROCESS_PER_ACTION + 1])
+        if len(originals) > MAX_REPROCESS_PER_ACTION:
+            self.message_user(
+                request,
+                _("Only the first %(count)d were reprocessed; select fewer at a time.")
+                % {"count": MAX_REPROCESS_PER_ACTION},
+                messages.WARNING,
+            )
+        for original in originals[:MAX_REPROCESS_PER_ACTION]:
+            self._reprocess(request, original)
+
+    def _reprocess(self, request: HttpRequest, original: PaymentNotification) -> None:
+        try:
+            row = notification_reprocess(notification=original)
+        except NotReprocessable:
+            self.message_user(
+                request,
+                _("#%(pk)s: only the start of its body was kept; it cannot be processed again.")
+                % {"pk": original.pk},
+                messages.WARNING,
+            )
+            return
+        self.log_addition(request, row, _("Reprocess of #%(pk)s") % {"pk": original.pk})
+        self.message_user(
+            request,
+            _("#%(pk)s processed again as #%(new)s: %(outcome)s. %(detail)s")
+            % {
+                "pk": original.pk,
+                "new": row.pk,
+                "outcome": row.get_outcome_display(),
+                "detail": row.detail,
+            },
+            REPROCESS_MESSAGE_LEVEL.get(row.outcome, messages.ERROR),
+        )
+
+
+def _change_url(notification: PaymentNotification) -> str:
+    return reverse("admin:payments_paymentnotification_change", args=[notification.pk])
 
 
 @admin.register(Refund)
@@ -62,24 +179,24 @@ class RefundAdmin(ReadOnlyEvidenceAdmin):
     answers, so here they are evidence to read."""
 
     list_display = [
-        "created_at",
+        "created",
         "out_refund_no",
         "order",
         "amount",
-        "status",
-        "refund_id",
+        "status_display",
         "requested_by",
-        "succeeded_at",
+        "succeeded",
     ]
     list_filter = ["status", "created_at"]
     date_hierarchy = "created_at"
     search_fields = ["=out_refund_no", "=refund_id", "=order__out_trade_no"]
+    search_help_text = gettext_lazy("Refund number, WeChat refund id or order number (exactly).")
     list_select_related = ["order", "requested_by"]
     readonly_fields = [
         "out_refund_no",
         "order",
         "amount",
-        "status",
+        "status_display",
         "reason",
         "refund_id",
         "requested_by",
@@ -91,6 +208,18 @@ class RefundAdmin(ReadOnlyEvidenceAdmin):
     ]
     fields = readonly_fields
 
-    @admin.display(description="amount", ordering="refund_fee")
+    @admin.display(description=gettext_lazy("amount"), ordering="refund_fee")
     def amount(self, refund: Refund) -> str:
         return yuan(refund.refund_fee)
+
+    @admin.display(description=gettext_lazy("status"), ordering="status")
+    def status_display(self, refund: Refund) -> SafeString:
+        return refund_status_badge(refund)
+
+    @admin.display(description=gettext_lazy("created"), ordering="created_at")
+    def created(self, refund: Refund) -> str:
+        return moment(refund.created_at)
+
+    @admin.display(description=gettext_lazy("refunded at"), ordering="succeeded_at")
+    def succeeded(self, refund: Refund) -> str:
+        return moment(refund.succeeded_at)

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 
 class PaymentNotification(models.Model):
@@ -12,44 +13,55 @@ class PaymentNotification(models.Model):
     """
 
     class Kind(models.TextChoices):
-        PAYMENT = "payment", "Payment result (/payment/wxnotify)"
-        REFUND = "refund", "Refund result (/payment/refundnotify)"
+        PAYMENT = "payment", _("Payment result (/payment/wxnotify)")
+        REFUND = "refund", _("Refund result (/payment/refundnotify)")
 
     class Outcome(models.TextChoices):
-        RECEIVED = "received", "Received, not processed yet"
-        PAID = "paid", "Order marked paid"
-        REFUND_RECORDED = "refund_recorded", "Refund result recorded"
-        DUPLICATE = "duplicate", "Duplicate of a processed result"
-        FLAGGED = "flagged", "Recorded and flagged for staff"
-        NOT_PAID = "not_paid", "WeChat reports no payment"
-        REJECTED = "rejected", "Rejected: failed verification"
-        MALFORMED = "malformed", "Rejected: unreadable body"
-        UNKNOWN_ORDER = "unknown_order", "Rejected: no such order"
-        UNKNOWN_REFUND = "unknown_refund", "Rejected: no such refund"
-        ERROR = "error", "Failed while processing (WeChat will retry)"
+        RECEIVED = "received", _("Received, not processed yet")
+        PAID = "paid", _("Order marked paid")
+        REFUND_RECORDED = "refund_recorded", _("Refund result recorded")
+        DUPLICATE = "duplicate", _("Duplicate of a processed result")
+        FLAGGED = "flagged", _("Recorded and flagged for staff")
+        NOT_PAID = "not_paid", _("WeChat reports no payment")
+        REJECTED = "rejected", _("Rejected: failed verification")
+        MALFORMED = "malformed", _("Rejected: unreadable body")
+        UNKNOWN_ORDER = "unknown_order", _("Rejected: no such order")
+        UNKNOWN_REFUND = "unknown_refund", _("Rejected: no such refund")
+        ERROR = "error", _("Failed while processing (WeChat will retry)")
 
     kind = models.CharField(
+        _("kind"),
         max_length=8,
         choices=Kind.choices,
         default=Kind.PAYMENT,
         db_index=True,
-        help_text="Which WeChat callback received it.",
+        help_text=_("Which WeChat callback received it."),
     )
-    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    remote_addr = models.GenericIPAddressField("sender IP", null=True, blank=True)
+    received_at = models.DateTimeField(_("received at"), auto_now_add=True, db_index=True)
+    remote_addr = models.GenericIPAddressField(
+        _("sender IP"),
+        null=True,
+        blank=True,
+        help_text=_("Where it came from; empty for a reprocess made in admin."),
+    )
     raw_body = models.TextField(
-        help_text="As received. Bytes that are not UTF-8 are kept as \\x escapes. "
-        "A refund result is encrypted inside (req_info); its fields are copied below."
+        _("body as received"),
+        help_text=_(
+            "As received. Bytes that are not UTF-8 are kept as \\x escapes. "
+            "A refund result is encrypted inside (req_info); its fields are copied below."
+        ),
     )
     body_truncated = models.BooleanField(
-        default=False, help_text="The body was over the size limit; only its start is kept."
+        _("body cut short"),
+        default=False,
+        help_text=_("The body was over the size limit; only its start is kept."),
     )
-    out_trade_no = models.CharField("order number", max_length=64, blank=True, db_index=True)
+    out_trade_no = models.CharField(_("order number"), max_length=64, blank=True, db_index=True)
     transaction_id = models.CharField(
-        "WeChat transaction id", max_length=64, blank=True, db_index=True
+        _("WeChat transaction id"), max_length=64, blank=True, db_index=True
     )
     out_refund_no = models.CharField(
-        "refund number", max_length=64, blank=True, default="", db_index=True
+        _("refund number"), max_length=64, blank=True, default="", db_index=True
     )
     order = models.ForeignKey(
         "orders.Order",
@@ -57,6 +69,7 @@ class PaymentNotification(models.Model):
         null=True,
         blank=True,
         related_name="notifications",
+        verbose_name=_("order"),
     )
     refund = models.ForeignKey(
         "payments.Refund",
@@ -64,23 +77,49 @@ class PaymentNotification(models.Model):
         null=True,
         blank=True,
         related_name="notifications",
+        verbose_name=_("refund"),
+    )
+    # A reprocess (admin action) is a new row pointing at the original, whose evidence
+    # is never changed.
+    reprocess_of = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="reprocesses",
+        verbose_name=_("reprocess of"),
+        help_text=_("The notification whose stored body was processed again to make this one."),
     )
     signature_valid = models.BooleanField(
-        "authentic",
+        _("authentic"),
         null=True,
-        help_text="Payment: the signature checked out. Refund: req_info decrypted with our "
-        "key. Empty when the body could not be read far enough to check.",
+        help_text=_(
+            "Payment: the signature checked out. Refund: req_info decrypted with our "
+            "key. Empty when the body could not be read far enough to check."
+        ),
     )
-    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.RECEIVED)
-    detail = models.TextField(blank=True, default="", help_text="Why it ended this way.")
+    outcome = models.CharField(
+        _("outcome"), max_length=16, choices=Outcome.choices, default=Outcome.RECEIVED
+    )
+    detail = models.TextField(
+        _("detail"), blank=True, default="", help_text=_("Why it ended this way.")
+    )
     replied = models.CharField(
-        "reply to WeChat", max_length=8, blank=True, default="", help_text="SUCCESS or FAIL."
+        _("reply to WeChat"),
+        max_length=8,
+        blank=True,
+        default="",
+        help_text=_("SUCCESS or FAIL. For a reprocess: what WeChat would have been told."),
     )
-    processed_at = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(_("processed at"), null=True, blank=True)
 
     class Meta:
         ordering = ["-received_at", "-pk"]
-        verbose_name = "payment notification"
+        verbose_name = _("payment notification")
+        verbose_name_plural = _("payment notifications")
+        permissions = [
+            ("reprocess_paymentnotification", _("Can process a stored notification again")),
+        ]
 
     def __str__(self) -> str:
         return f"notify {self.pk} {self.out_trade_no or '?'} {self.outcome}"
@@ -95,31 +134,37 @@ class Refund(models.Model):
     """
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending: not yet accepted by WeChat (retried automatically)"
-        PROCESSING = "processing", "Processing: accepted by WeChat, money on its way"
-        SUCCESS = "success", "Refunded: the buyer has the money"
-        CLOSED = "closed", "Closed by WeChat: nothing was refunded"
-        ABNORMAL = "abnormal", "Abnormal: money went back to the merchant account, act in WeChat"
-        FAILED = "failed", "Refused by WeChat: nothing was refunded"
+        PENDING = "pending", _("Pending: not yet accepted by WeChat (retried automatically)")
+        PROCESSING = "processing", _("Processing: accepted by WeChat, money on its way")
+        SUCCESS = "success", _("Refunded: the buyer has the money")
+        CLOSED = "closed", _("Closed by WeChat: nothing was refunded")
+        ABNORMAL = "abnormal", _("Abnormal: money went back to the merchant account, act in WeChat")
+        FAILED = "failed", _("Refused by WeChat: nothing was refunded")
 
-    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="refunds")
+    order = models.ForeignKey(
+        "orders.Order", on_delete=models.PROTECT, related_name="refunds", verbose_name=_("order")
+    )
     out_refund_no = models.CharField(
-        "refund number",
+        _("refund number"),
         max_length=64,
         unique=True,
-        help_text="Our number for this refund at WeChat; retries always reuse it.",
+        help_text=_("Our number for this refund at WeChat; retries always reuse it."),
     )
     refund_fee = models.PositiveIntegerField(
-        "amount (fen)", help_text="In fen: 1 yuan = 100. What goes back to the buyer."
+        _("amount (fen)"), help_text=_("In fen: 1 yuan = 100. What goes back to the buyer.")
     )
     reason = models.CharField(
-        max_length=80, blank=True, default="", help_text="Shown to the buyer in WeChat."
+        _("reason"),
+        max_length=80,
+        blank=True,
+        default="",
+        help_text=_("Shown to the buyer in WeChat."),
     )
     status = models.CharField(
-        max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
+        _("status"), max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
     )
     refund_id = models.CharField(
-        "WeChat refund id", max_length=64, blank=True, default="", db_index=True
+        _("WeChat refund id"), max_length=64, blank=True, default="", db_index=True
     )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -127,28 +172,34 @@ class Refund(models.Model):
         null=True,
         blank=True,
         related_name="+",
-        help_text="The staff member who asked for it.",
+        verbose_name=_("requested by"),
+        help_text=_("The staff member who asked for it."),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
     # Set explicitly by every service update (queryset updates skip auto_now): it tells
     # reconciliation how long a refund has waited in its status.
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(_("last changed"), auto_now=True)
     succeeded_at = models.DateTimeField(
-        "refunded at", null=True, blank=True, help_text="WeChat's success_time."
+        _("refunded at"), null=True, blank=True, help_text=_("WeChat's success_time.")
     )
     recv_account = models.CharField(
-        "received into",
+        _("received into"),
         max_length=64,
         blank=True,
         default="",
-        help_text="Where the buyer got the money, as WeChat says (e.g. 支付用户零钱 = wallet).",
+        help_text=_("Where the buyer got the money, as WeChat says (e.g. 支付用户零钱 = wallet)."),
     )
     last_error = models.TextField(
-        blank=True, default="", help_text="WeChat's last refusal or failure, if any."
+        _("last error"),
+        blank=True,
+        default="",
+        help_text=_("WeChat's last refusal or failure, if any."),
     )
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+        verbose_name = _("refund")
+        verbose_name_plural = _("refunds")
         constraints = [
             models.CheckConstraint(condition=Q(refund_fee__gt=0), name="refund_fee_positive"),
             models.CheckConstraint(

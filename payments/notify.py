@@ -11,6 +11,10 @@ Payments (``POST /payment/wxnotify``, sheet §5) and refunds (``POST /payment/re
 3. In one transaction the rows are locked, the result checked against them and applied,
    and the ledger row gets its outcome. Only when that transaction has committed may the
    view answer SUCCESS (DESIGN §6.2).
+
+Staff may process a stored body again (``notification_reprocess``, admin's "Reprocess"):
+the same steps, into a new ledger row that points at the original, whose evidence is
+never changed.
 """
 
 import logging
@@ -56,6 +60,10 @@ class NotifyRejected(Exception):
         self.outcome = outcome
 
 
+class NotReprocessable(Exception):
+    pass
+
+
 def notification_receive(*, body: bytes, remote_addr: str | None) -> PaymentNotification:
     """Record and process one payment notify; the row's ``replied`` says what to answer."""
     return _receive(body, remote_addr, PaymentNotification.Kind.PAYMENT, _process)
@@ -66,11 +74,34 @@ def refund_notification_receive(*, body: bytes, remote_addr: str | None) -> Paym
     return _receive(body, remote_addr, PaymentNotification.Kind.REFUND, _process_refund)
 
 
+def notification_reprocess(*, notification: PaymentNotification) -> PaymentNotification:
+    """Process a stored notification's body again, as if WeChat had just sent it.
+
+    For a notify that failed while processing (database down, a bug since fixed) or was
+    refused before its order existed. The outcome goes into a new ledger row whose
+    ``reprocess_of`` is the original (the first one, when reprocessing a reprocess);
+    the original row is never changed. Exactly-once holds as for any notify: a payment
+    already applied comes out a duplicate. A body cut short at reception cannot be
+    reprocessed; one stored with \\x escapes (not UTF-8) fails its signature check.
+    """
+    if notification.body_truncated:
+        raise NotReprocessable(f"Notification {notification.pk}: only its start was kept.")
+    process = _process_refund if notification.kind == PaymentNotification.Kind.REFUND else _process
+    return _receive(
+        notification.raw_body.encode("utf-8"),
+        None,
+        notification.kind,
+        process,
+        reprocess_of_id=notification.reprocess_of_id or notification.pk,
+    )
+
+
 def _receive(
     body: bytes,
     remote_addr: str | None,
     kind: str,
     process: Callable[[PaymentNotification, bytes], None],
+    reprocess_of_id: int | None = None,
 ) -> PaymentNotification:
     truncated = len(body) > MAX_BODY_BYTES
     notification = PaymentNotification.objects.create(
@@ -78,6 +109,7 @@ def _receive(
         raw_body=_as_text(body[:KEPT_OF_OVERSIZE_BODY] if truncated else body),
         body_truncated=truncated,
         remote_addr=remote_addr,
+        reprocess_of_id=reprocess_of_id,
     )
     try:
         if truncated:

@@ -7,7 +7,7 @@ from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from orders.models import Order
-from payments.models import REFUND_OPEN, Refund
+from payments.models import REFUND_OPEN, PaymentNotification, Refund
 
 
 @dataclass(frozen=True)
@@ -47,3 +47,10 @@ def refunds_to_reconcile(*, older_than: timedelta, limit: int) -> QuerySet[Refun
         .select_related("order")
         .order_by("updated_at", "pk")[:limit]
     )
+
+
+def notifications_latest(*, limit: int) -> QuerySet[PaymentNotification]:
+    """The newest ledger rows, without their raw bodies (up to 64 KiB each)."""
+    return PaymentNotification.objects.defer("raw_body", "detail").order_by("-received_at", "-pk")[
+        :limit
+    ]

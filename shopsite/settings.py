@@ -52,7 +52,8 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = [h.strip() for h in env("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",")]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin with the shop's site as admin.site: a dashboard on the index.
+    "shopsite.apps.ShopAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -73,6 +74,11 @@ MIDDLEWARE = [
     # compressed and cacheable: no separate static server to set up.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Admin in the browser's language (Accept-Language, or the language cookie set by the
+    # switch in admin's header); LANGUAGE_CODE when neither names one of LANGUAGES. The
+    # API's own error texts are not translated, but Django's and DRF's built-in ones
+    # ("This field is required.") follow the phone's language too.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -88,7 +94,9 @@ APPEND_SLASH = False
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # Project-wide admin templates (the dashboard, the language switch) come before
+        # the apps' own, so they can extend the stock ones.
+        "DIRS": [BASE_DIR / "shopsite" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -130,6 +138,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = env("LANGUAGE_CODE", "en-us")
+LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
+# The project's own translations (admin labels, dashboard): locale/zh_Hans/LC_MESSAGES.
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "Asia/Shanghai"
 USE_I18N = True
 USE_TZ = True

@@ -11,6 +11,9 @@ from accounts.tokens import token_issue
 from orders.models import Product
 from tests.wx import FakeWxPay
 
+# The live stack (simulator + gunicorn) for tests/e2e and tests/browser.
+pytest_plugins = ["tests.livestack"]
+
 _openids = itertools.count(1)
 
 

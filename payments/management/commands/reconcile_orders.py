@@ -19,6 +19,10 @@ from payments.selectors import refunds_to_reconcile
 from payments.wxpay import WxPayError
 from shopsite.wechat import WeChatNotConfigured
 
+# A long run says how far it got on stderr, every this many orders (or refunds), so a cron
+# log or a terminal shows it is alive; stdout keeps only the summary.
+PROGRESS_EVERY = 50
+
 
 class Command(BaseCommand):
     help = (
@@ -61,6 +65,7 @@ class Command(BaseCommand):
             summary[action] += 1
             if verbosity > 1:
                 self.stdout.write(f"[{n}/{len(candidates)}] {order.out_trade_no}: {action}")
+            self._progress(n, len(candidates), "orders", verbosity)
         self.stdout.write(f"reconcile_orders: {len(candidates)} orders looked at")
         refunds = self._refunds(summary, timedelta(minutes=min_age_minutes), limit, verbosity)
         self.stdout.write(f"reconcile_orders: {refunds} refunds looked at")
@@ -78,4 +83,9 @@ class Command(BaseCommand):
             summary[action] += 1
             if verbosity > 1:
                 self.stdout.write(f"[{n}/{len(candidates)}] {refund.out_refund_no}: {action}")
+            self._progress(n, len(candidates), "refunds", verbosity)
         return len(candidates)
+
+    def _progress(self, done: int, total: int, what: str, verbosity: int) -> None:
+        if verbosity > 0 and done % PROGRESS_EVERY == 0 and done < total:
+            self.stderr.write(f"reconcile_orders: {done}/{total} {what}…")

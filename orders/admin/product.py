@@ -1,0 +1,16 @@
+from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
+
+from orders.models import Product
+from shopsite.money import yuan
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ["name", "price_display", "stock", "active", "updated_at"]
+    list_filter = ["active"]
+    search_fields = ["name"]
+
+    @admin.display(description=_("price"), ordering="price")
+    def price_display(self, product: Product) -> str:
+        return yuan(product.price)
