@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint install clean
+.PHONY: test demo bench lint install clean
 
 install: $(STAMP)
 
@@ -22,6 +22,12 @@ test: $(STAMP)
 # The whole purchase on SQLite against the local WeChat simulator; DEMO_ONCE=1 exits after.
 demo: $(STAMP)
 	$(BIN)/python -m demo
+
+# Notify throughput, order latency, connections, queries and growth against a wechatpy
+# peer, on PostgreSQL (docs/PERFORMANCE.md). BENCH_ARGS="--repeat 3 --growth 1000000".
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -44,7 +44,7 @@ def prepare_database(password: str) -> list[dict]:
     env = {**os.environ, "DATABASE_URL": DATABASE_URL, "DJANGO_SECRET_KEY": "demo-setup-only"}
     manage("migrate", "--noinput", env=env)
     manage("collectstatic", "--noinput", env=env)
-    out = manage("setup_demo_shop", "--password", password, env=env)
+    out = manage("setup_demo_shop", f"--password={password}", env=env)
     return json.loads(out.strip().splitlines()[-1])["products"]
 
 
