@@ -52,7 +52,6 @@ class Order(models.Model):
     out_trade_no = models.CharField(
         _("order number"),
         max_length=32,
-        unique=True,
         help_text=_("Ours, sent to WeChat as out_trade_no; on the shopper's bill."),
     )
     user = models.ForeignKey(
@@ -60,6 +59,7 @@ class Order(models.Model):
         on_delete=models.PROTECT,
         related_name="orders",
         verbose_name=_("shopper"),
+        db_index=False,  # order_user_created (user, -created_at) serves every lookup
     )
     # Fixed at creation: WeChat refuses payment by anyone but this openid (DESIGN §1).
     openid = models.CharField(
@@ -101,10 +101,10 @@ class Order(models.Model):
         blank=True,
         help_text=_("After this a new prepay id is asked for."),
     )
-    transaction_id = models.CharField(
+    # NULL, not "", until paid: the unique constraint then holds among real ids only.
+    transaction_id = models.CharField(  # noqa: DJ001
         _("WeChat transaction id"),
         max_length=32,
-        unique=True,
         null=True,
         blank=True,
         help_text=_("WeChat's number for the payment; empty until paid."),
@@ -130,7 +130,6 @@ class Order(models.Model):
     needs_attention = models.BooleanField(
         _("needs attention"),
         default=False,
-        db_index=True,
         help_text=_(
             "Something about its payment needs a person: see the reason. "
             "Untick once it is dealt with."
@@ -150,8 +149,17 @@ class Order(models.Model):
         indexes = [
             models.Index(fields=["user", "-created_at"], name="order_user_created"),
             models.Index(fields=["status", "created_at"], name="order_status_created"),
+            # Only flagged orders are in it: paying an order never writes to it.
+            models.Index(
+                fields=["-created_at"], condition=Q(needs_attention=True), name="order_attention"
+            ),
         ]
         constraints = [
+            # Constraints rather than unique=True: the same unique indexes, without the
+            # LIKE-pattern copies PostgreSQL would add (we only ever look numbers up exactly).
+            # transaction_id is unique when set: the anchor of exactly-once payment.
+            models.UniqueConstraint(fields=["out_trade_no"], name="order_out_trade_no_unique"),
+            models.UniqueConstraint(fields=["transaction_id"], name="order_transaction_id_unique"),
             models.CheckConstraint(condition=Q(total_fee__gt=0), name="order_total_fee_positive"),
             models.CheckConstraint(
                 condition=Q(status__in=["unpaid", "paid", "closed", "refunded"]),

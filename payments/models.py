@@ -34,7 +34,6 @@ class PaymentNotification(models.Model):
         max_length=8,
         choices=Kind.choices,
         default=Kind.PAYMENT,
-        db_index=True,
         help_text=_("Which WeChat callback received it."),
     )
     received_at = models.DateTimeField(_("received at"), auto_now_add=True, db_index=True)
@@ -56,13 +55,10 @@ class PaymentNotification(models.Model):
         default=False,
         help_text=_("The body was over the size limit; only its start is kept."),
     )
-    out_trade_no = models.CharField(_("order number"), max_length=64, blank=True, db_index=True)
-    transaction_id = models.CharField(
-        _("WeChat transaction id"), max_length=64, blank=True, db_index=True
-    )
-    out_refund_no = models.CharField(
-        _("refund number"), max_length=64, blank=True, default="", db_index=True
-    )
+    # Indexed in Meta (plain B-trees: exact lookups only, no LIKE copies to keep up).
+    out_trade_no = models.CharField(_("order number"), max_length=64, blank=True)
+    transaction_id = models.CharField(_("WeChat transaction id"), max_length=64, blank=True)
+    out_refund_no = models.CharField(_("refund number"), max_length=64, blank=True, default="")
     order = models.ForeignKey(
         "orders.Order",
         on_delete=models.SET_NULL,
@@ -78,6 +74,7 @@ class PaymentNotification(models.Model):
         blank=True,
         related_name="notifications",
         verbose_name=_("refund"),
+        db_index=False,  # a partial index in Meta: most rows have no refund
     )
     # A reprocess (admin action) is a new row pointing at the original, whose evidence
     # is never changed.
@@ -88,6 +85,7 @@ class PaymentNotification(models.Model):
         blank=True,
         related_name="reprocesses",
         verbose_name=_("reprocess of"),
+        db_index=False,  # a partial index in Meta: most rows are no reprocess
         help_text=_("The notification whose stored body was processed again to make this one."),
     )
     signature_valid = models.BooleanField(
@@ -120,6 +118,30 @@ class PaymentNotification(models.Model):
         permissions = [
             ("reprocess_paymentnotification", _("Can process a stored notification again")),
         ]
+        # Every notify writes each of these, so each is here for a reader: the order
+        # page's ledger (order), admin search (the numbers), reprocess and refund links.
+        # Partial where most rows would hold nothing.
+        indexes = [
+            models.Index(fields=["out_trade_no"], name="notification_out_trade_no"),
+            models.Index(
+                fields=["transaction_id"],
+                condition=~Q(transaction_id=""),
+                name="notification_transaction_id",
+            ),
+            models.Index(
+                fields=["out_refund_no"],
+                condition=~Q(out_refund_no=""),
+                name="notification_out_refund_no",
+            ),
+            models.Index(
+                fields=["refund"], condition=Q(refund__isnull=False), name="notification_refund"
+            ),
+            models.Index(
+                fields=["reprocess_of"],
+                condition=Q(reprocess_of__isnull=False),
+                name="notification_reprocess_of",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"notify {self.pk} {self.out_trade_no or '?'} {self.outcome}"
@@ -147,7 +169,6 @@ class Refund(models.Model):
     out_refund_no = models.CharField(
         _("refund number"),
         max_length=64,
-        unique=True,
         help_text=_("Our number for this refund at WeChat; retries always reuse it."),
     )
     refund_fee = models.PositiveIntegerField(
@@ -201,6 +222,8 @@ class Refund(models.Model):
         verbose_name = _("refund")
         verbose_name_plural = _("refunds")
         constraints = [
+            # A constraint, not unique=True: the same index without PostgreSQL's LIKE copy.
+            models.UniqueConstraint(fields=["out_refund_no"], name="refund_out_refund_no_unique"),
             models.CheckConstraint(condition=Q(refund_fee__gt=0), name="refund_fee_positive"),
             models.CheckConstraint(
                 condition=Q(
