@@ -74,11 +74,9 @@ MIDDLEWARE = [
     # compressed and cacheable: no separate static server to set up.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    # Admin in the browser's language (Accept-Language, or the language cookie set by the
-    # switch in admin's header); LANGUAGE_CODE when neither names one of LANGUAGES. The
-    # API's own error texts are not translated, but Django's and DRF's built-in ones
-    # ("This field is required.") follow the phone's language too.
-    "django.middleware.locale.LocaleMiddleware",
+    # Admin in the staff member's language (the switch in admin's header, Accept-Language,
+    # else LANGUAGE_CODE); the API always in English.
+    "shopsite.middleware.StaffLocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

@@ -96,3 +96,14 @@ def test_anonymous_login_page_renders_in_both_languages():
     assert "Shop administration" in client.get("/admin/login/").content.decode()
     zh = client.get("/admin/login/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
     assert "商店管理后台" in zh
+
+
+@pytest.mark.django_db
+def test_the_api_answers_in_english_whatever_the_phones_language(api):
+    response = api.post(
+        "/payment/order", {"items": []}, format="json", HTTP_ACCEPT_LANGUAGE="zh-hans"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["detail"].isascii()
+    assert "Content-Language" not in response
