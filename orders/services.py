@@ -129,7 +129,13 @@ def _order_create_once(
         )
         for pid, quantity in lines.items()
     )
-    logger.info("order created out_trade_no=%s total_fee=%s", order.out_trade_no, total_fee)
+    # openid ties the order to the login's log line; out_trade_no to the notify's.
+    logger.info(
+        "order created out_trade_no=%s openid=%s total_fee=%s",
+        order.out_trade_no,
+        order.openid,
+        total_fee,
+    )
     return order
 
 

@@ -282,6 +282,15 @@ def _finish(notification: PaymentNotification, outcome: str, detail: str) -> Non
             "signature_valid",
         ]
     )
+    # One line per notify, with the order number that ties it to the order's lines.
+    logger.info(
+        "notify id=%s kind=%s out_trade_no=%s outcome=%s replied=%s",
+        notification.pk,
+        notification.kind,
+        notification.out_trade_no or "-",
+        outcome,
+        notification.replied,
+    )
 
 
 def _finish_error(notification: PaymentNotification, detail: str) -> None:
