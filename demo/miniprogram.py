@@ -25,6 +25,10 @@ class MiniProgram:
     openid: str = ""
     token: str = ""
     http: requests.Session = field(default_factory=requests.Session)
+    # More app servers behind the same "load balancer": calls go round-robin over
+    # shop_url and these, as a real balancer would spread one phone's requests.
+    also_urls: tuple[str, ...] = ()
+    _calls: int = 0
 
     def wx_login(self) -> str:
         """``wx.login()``: a fresh one-time code for this phone's user."""
@@ -41,9 +45,9 @@ class MiniProgram:
         self, method: str, path: str, json: dict | None = None, auth: bool = True, expect=(200, 201)
     ) -> requests.Response:
         headers = {"Authorization": f"Bearer {self.token}"} if auth else {}
-        response = self.http.request(
-            method, self.shop_url + path, json=json, headers=headers, timeout=30
-        )
+        urls = (self.shop_url, *self.also_urls)
+        base, self._calls = urls[self._calls % len(urls)], self._calls + 1
+        response = self.http.request(method, base + path, json=json, headers=headers, timeout=30)
         if expect and response.status_code not in expect:
             raise FlowError(f"{method} {path} → {response.status_code}: {response.text[:300]}")
         return response

@@ -5,7 +5,6 @@ outcome must be what one server gives — paid exactly once, never oversold, nev
 """
 
 import re
-import secrets
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from io import StringIO
@@ -20,33 +19,14 @@ from demo.miniprogram import MiniProgram
 from demo.stack import ShopServer
 from orders.models import Order, Product
 from payments.models import PaymentNotification
-from tests.e2e.conftest import SERVER_ENV, database_url
+from tests.e2e.conftest import REDIS_URL
 from tests.payments.test_notify import notify_body
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
-
-
-@pytest.fixture(scope="module")
-def two_shops(sim, logs, django_db_setup):
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    env = {
-        **SERVER_ENV,
-        # One secret: a token issued by either server is accepted by both.
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-        "REDIS_URL": REDIS_URL,
-        "LOGIN_THROTTLE_RATE": "500/min",  # all test phones share one IP
-    }
-    shops = [
-        ShopServer(sim, database_url(), log_path=logs / f"gunicorn-pair-{n}.log", extra_env=env)
-        for n in (1, 2)
-    ]
-    for shop in shops:
-        shop.start()
-    yield shops
-    for shop in shops:
-        shop.stop()
+@pytest.fixture
+def two_shops(server_pair) -> list[ShopServer]:
+    return server_pair
 
 
 def test_a_token_from_one_server_works_on_the_other(two_shops, fresh_sim):
