@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from bench.config import (
     SECRET_KEY,
     database_url,
 )
-from demo.stack import ShopServer, Simulator, _stop, free_port
+from demo.stack import ShopServer, Simulator, _stop, free_port, wait_for
 
 # Bench-only settings of our server: every shopper logs in from 127.0.0.1, so the
 # per-IP login throttle (20/min) is lifted; everything else is the production default.
@@ -86,7 +85,7 @@ class PeerServer:
         )
         try:
             # No health check in a fresh project: GET on the notify answers 405 once up.
-            _wait_until_up(f"{self.url}/payment/wxnotify", self.process)
+            wait_for(f"{self.url}/payment/wxnotify", self.process)
         except BaseException:
             self.stop()
             raise
@@ -94,22 +93,6 @@ class PeerServer:
 
     def stop(self) -> None:
         _stop(self.process)
-
-
-def _wait_until_up(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
-    """Like demo.stack.wait_for, but a slow first answer (workers still importing) is
-    waited for rather than fatal."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the peer exited with {process.returncode} at start")
-        try:
-            if requests.get(url, timeout=5).status_code < 500:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within {timeout} s")
 
 
 def peer_env() -> dict[str, str]:

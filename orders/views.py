@@ -8,7 +8,7 @@ from orders.models import Order, OrderItem
 from orders.selectors import order_get_for_user, order_list_for_user
 from payments.lifecycle import OrderNotClosable, order_close
 from payments.wxpay import WxPayError
-from shopsite.api import api_error, error_responses
+from shopsite.api import api_error, error_responses, wechat_pay_error
 
 
 class OrderItemOutputSerializer(serializers.ModelSerializer):
@@ -80,11 +80,7 @@ class OrderCloseApi(APIView):
         except OrderNotClosable as exc:
             return api_error(status.HTTP_409_CONFLICT, str(exc), status=exc.status)
         except WxPayError as exc:
-            return api_error(
-                status.HTTP_502_BAD_GATEWAY,
-                f"WeChat Pay could not close the order: {exc}",
-                err_code=getattr(exc, "err_code", None),
-            )
+            return wechat_pay_error("WeChat Pay could not close the order", exc)
         if not result.closed:
             return api_error(
                 status.HTTP_409_CONFLICT,

@@ -22,8 +22,8 @@ from orders.services import (
 from payments.models import PaymentNotification
 from payments.notify import notification_receive, refund_notification_receive
 from payments.services import OrderNotPayable, payment_client, payment_prepare
-from payments.wxpay import MAX_BODY_BYTES, WxPayBusinessError, WxPayError
-from shopsite.api import StrictSerializer, api_error, error_responses
+from payments.wxpay import MAX_BODY_BYTES, WxPayError
+from shopsite.api import StrictSerializer, api_error, error_responses, wechat_pay_error
 
 logger = logging.getLogger(__name__)
 
@@ -129,11 +129,8 @@ class PaymentOrderApi(APIView):
         except OrderNotPayable as exc:
             return api_error(status.HTTP_409_CONFLICT, str(exc), status=order.status)
         except WxPayError as exc:
-            return api_error(
-                status.HTTP_502_BAD_GATEWAY,
-                f"WeChat Pay refused or is unavailable: {exc}",
-                err_code=exc.err_code if isinstance(exc, WxPayBusinessError) else None,
-                out_trade_no=order.out_trade_no,
+            return wechat_pay_error(
+                "WeChat Pay refused or is unavailable", exc, out_trade_no=order.out_trade_no
             )
         return Response(
             {"out_trade_no": order.out_trade_no, "total_fee": order.total_fee, "payment": params},
