@@ -88,6 +88,13 @@ class Order(models.Model):
     spbill_create_ip = models.CharField(
         _("client IP"), max_length=64, help_text=_("Where the order was placed from.")
     )
+    notify_url = models.CharField(
+        _("notify URL"),
+        max_length=256,
+        blank=True,
+        default="",
+        help_text=_("Where WeChat reports this order's payment (WECHAT_NOTIFY_URL when placed)."),
+    )
     prepay_id = models.CharField(
         _("prepay id"),
         max_length=64,

@@ -116,6 +116,7 @@ def _order_create_once(
         total_fee=total_fee,
         sign_type=settings.WECHAT_SIGN_TYPE,
         spbill_create_ip=client_ip,
+        notify_url=settings.WECHAT_NOTIFY_URL,
         created_at=now,
         expires_at=now + timedelta(minutes=settings.ORDER_TTL_MINUTES),
     )

@@ -72,7 +72,8 @@ def payment_prepare(*, order: Order) -> dict[str, str]:
             total_fee=order.total_fee,
             body=order.body,
             openid=order.openid,  # always the owner's: WeChat refuses any other payer
-            notify_url=settings.WECHAT_NOTIFY_URL,
+            # The URL of the first call: a re-entry with another one is OUT_TRADE_NO_USED.
+            notify_url=order.notify_url or settings.WECHAT_NOTIFY_URL,
             spbill_create_ip=order.spbill_create_ip,
             time_start=order.created_at,
             time_expire=order.expires_at,

@@ -117,6 +117,19 @@ def test_an_old_prepay_id_is_renewed_with_identical_parameters(api, new_order, w
     }
 
 
+def test_re_entry_keeps_the_first_notify_url_after_the_setting_changes(
+    api, new_order, wxpay, settings
+):
+    first = new_order()
+    Order.objects.update(prepay_expires_at=timezone.now() + timedelta(minutes=1))
+    settings.WECHAT_NOTIFY_URL = "https://new-domain.example.com/payment/wxnotify"
+
+    assert api.post(PAY, {"out_trade_no": first["out_trade_no"]}, format="json").status_code == 200
+
+    one, two = wxpay.calls()
+    assert two["notify_url"] == one["notify_url"] == "https://shop.example.com/payment/wxnotify"
+
+
 def test_another_users_order_cannot_be_paid(new_order, wxpay):
     body = new_order()
     stranger = client_for(make_shopper())
