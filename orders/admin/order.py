@@ -49,6 +49,7 @@ class OrderAdmin(RefundAdminMixin, ExportAdminMixin, admin.ModelAdmin):
         "refunds_display",
         "sign_type",
         "spbill_create_ip",
+        "notify_url",
         "prepay_id",
         "prepay_expires_at",
         "transaction_id",
@@ -83,6 +84,7 @@ class OrderAdmin(RefundAdminMixin, ExportAdminMixin, admin.ModelAdmin):
                     "prepay_id",
                     "prepay_expires_at",
                     "spbill_create_ip",
+                    "notify_url",
                 ]
             },
         ),
