@@ -1,7 +1,7 @@
 from django.contrib.auth import get_user_model
 from rest_framework import authentication, exceptions
 
-from accounts.tokens import InvalidToken, token_user_id
+from accounts.tokens import InvalidToken, token_claims
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
@@ -17,11 +17,16 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Malformed Authorization header.")
         try:
             token = header[1].decode("ascii")
-            user_id = token_user_id(token)
+            user_id, version = token_claims(token)
         except (UnicodeDecodeError, InvalidToken) as exc:
             message = str(exc) if isinstance(exc, InvalidToken) else "Token is invalid."
             raise exceptions.AuthenticationFailed(message) from None
-        user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+        # The version check revokes tokens issued before "Log out everywhere".
+        user = (
+            get_user_model()
+            .objects.filter(pk=user_id, is_active=True, token_version=version)
+            .first()
+        )
         if user is None:
             raise exceptions.AuthenticationFailed("Token is invalid.")
         return user, token

@@ -35,6 +35,15 @@ class User(AbstractUser):
         help_text=_("When the shopper last logged in from the mini-program."),
     )
 
+    # Part of every bearer token; bumping it ("Log out everywhere" in admin) makes every
+    # token issued before unusable at once, without touching anyone else's.
+    token_version = models.PositiveIntegerField(
+        _("token version"),
+        default=0,
+        editable=False,
+        help_text=_("Raised to revoke every bearer token issued to this user so far."),
+    )
+
     class Meta:
         verbose_name = _("user")
         verbose_name_plural = _("users")

@@ -49,7 +49,7 @@ def user_login_with_code(*, code: str) -> LoginResult:
     )
     return LoginResult(
         user=user,
-        token=token_issue(user_id=user.pk),
+        token=token_issue(user=user),
         expires_in=settings.ACCESS_TOKEN_TTL_SECONDS,
     )
 

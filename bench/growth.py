@@ -91,8 +91,7 @@ def _list_requests(count: int) -> list[load.Req]:
     from accounts.models import User
     from accounts.tokens import token_issue
 
-    ids = list(User.objects.filter(openid__startswith="ogrow-").values_list("pk", flat=True))
-    tokens = [token_issue(user_id=pk) for pk in ids]
+    tokens = [token_issue(user=user) for user in User.objects.filter(openid__startswith="ogrow-")]
     return [
         load.Req("GET", "/orders", None, {"Authorization": f"Bearer {tokens[i % len(tokens)]}"})
         for i in range(count)
@@ -112,7 +111,7 @@ def explain_hot_queries(users: list) -> list[dict]:
 
     client = Client()
     shopper = User.objects.filter(openid__startswith="ogrow-").order_by("pk").first()
-    auth = {"HTTP_AUTHORIZATION": f"Bearer {token_issue(user_id=shopper.pk)}"}
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {token_issue(user=shopper)}"}
     _, list_sql, _ = capture(lambda: client.get("/orders", **auth))
     payment = notify.make_payments("xq", 1, users)
     notify.seed_ours(payment, users)
