@@ -119,6 +119,19 @@ class Order(models.Model):
     paid_at = models.DateTimeField(
         _("paid at"), null=True, blank=True, help_text=_("When WeChat took the money (time_end).")
     )
+    # What WeChat actually charged. Equal to total_fee for a normal payment; a payment of
+    # another amount is still recorded (WeChat has the money) and refunds are based on it.
+    paid_fee = models.PositiveIntegerField(
+        _("amount paid (fen)"),
+        null=True,
+        blank=True,
+        help_text=_("In fen: what WeChat charged the shopper; empty until paid."),
+    )
+    # The client's Idempotency-Key: a retried POST /payment/order returns this order
+    # instead of creating a second one.
+    idempotency_key = models.CharField(
+        _("idempotency key"), max_length=64, blank=True, default="", editable=False
+    )
     created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
     expires_at = models.DateTimeField(
         _("expires"), help_text=_("After this the order can no longer be paid.")
@@ -167,6 +180,11 @@ class Order(models.Model):
             # transaction_id is unique when set: the anchor of exactly-once payment.
             models.UniqueConstraint(fields=["out_trade_no"], name="order_out_trade_no_unique"),
             models.UniqueConstraint(fields=["transaction_id"], name="order_transaction_id_unique"),
+            models.UniqueConstraint(
+                fields=["user", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="order_user_idempotency_key_unique",
+            ),
             models.CheckConstraint(condition=Q(total_fee__gt=0), name="order_total_fee_positive"),
             models.CheckConstraint(
                 condition=Q(status__in=["unpaid", "paid", "closed", "refunded"]),

@@ -210,6 +210,11 @@ class Refund(models.Model):
         default="",
         help_text=_("Where the buyer got the money, as WeChat says (e.g. 支付用户零钱 = wallet)."),
     )
+    # The one-time token of the admin confirmation page that asked for it: a resubmitted
+    # form finds this refund instead of making a second one.
+    request_key = models.CharField(
+        _("request key"), max_length=64, blank=True, default="", editable=False
+    )
     last_error = models.TextField(
         _("last error"),
         blank=True,
@@ -224,6 +229,11 @@ class Refund(models.Model):
         constraints = [
             # A constraint, not unique=True: the same index without PostgreSQL's LIKE copy.
             models.UniqueConstraint(fields=["out_refund_no"], name="refund_out_refund_no_unique"),
+            models.UniqueConstraint(
+                fields=["request_key"],
+                condition=~Q(request_key=""),
+                name="refund_request_key_unique",
+            ),
             models.CheckConstraint(condition=Q(refund_fee__gt=0), name="refund_fee_positive"),
             models.CheckConstraint(
                 condition=Q(
