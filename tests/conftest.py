@@ -1,5 +1,3 @@
-import itertools
-
 import pytest
 import responses
 from django.core.cache import cache
@@ -7,14 +5,12 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from accounts.tokens import token_issue
 from orders.models import Product
+from tests.factories import client_for, make_shopper
 from tests.wx import FakeWxPay
 
 # The live stack (simulator + gunicorn) for tests/e2e and tests/browser.
 pytest_plugins = ["tests.livestack"]
-
-_openids = itertools.count(1)
 
 
 def is_postgres() -> bool:
@@ -62,19 +58,6 @@ def refund_certificate(settings) -> None:
     ``responses`` answers before requests would open the files."""
     settings.WECHAT_CERT_PATH = "/etc/wxshop/apiclient_cert.pem"
     settings.WECHAT_KEY_PATH = "/etc/wxshop/apiclient_key.pem"
-
-
-def make_shopper(**fields) -> User:
-    n = next(_openids)
-    defaults = {"openid": f"o-test-openid-{n:04d}", "username": f"wx_test_{n}"}
-    defaults.update(fields)
-    return User.objects.create(**defaults)
-
-
-def client_for(user: User) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_issue(user_id=user.pk)}")
-    return client
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from django.conf import settings
 from rest_framework.throttling import ScopedRateThrottle
 
 from accounts.models import User
-from tests.conftest import client_for
+from tests.factories import client_for
 from tests.wx import code2session_answer
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ import requests
 
 from demo.miniprogram import MiniProgram
 from orders.models import Order, Product
-from tests.payments.test_notify import BILLION_LAUGHS
+from tests.wx import BILLION_LAUGHS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

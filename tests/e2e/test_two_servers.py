@@ -20,9 +20,10 @@ from demo.stack import ShopServer
 from orders.models import Order, Product
 from payments.models import PaymentNotification
 from tests.e2e.conftest import REDIS_URL
-from tests.payments.test_notify import notify_body
+from tests.factories import notify_body
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
 
 @pytest.fixture
 def two_shops(server_pair) -> list[ShopServer]:

@@ -8,7 +8,7 @@ from django.db import connection
 
 from orders.models import Order, OrderItem, Product
 from orders.services import OrderLine, OutOfStock, order_create
-from tests.conftest import make_shopper
+from tests.factories import make_shopper
 
 pytestmark = pytest.mark.django_db
 

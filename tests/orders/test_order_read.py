@@ -1,34 +1,10 @@
 """GET /orders and GET /orders/<out_trade_no>: a shopper sees only their own orders."""
 
-from datetime import timedelta
-
 import pytest
-from django.utils import timezone
 
-from orders.models import Order, OrderItem
-from tests.conftest import client_for, make_shopper
+from tests.factories import client_for, make_order, make_shopper
 
 pytestmark = pytest.mark.django_db
-
-
-def make_order(user, products, n=0, **fields) -> Order:
-    now = timezone.now() - timedelta(minutes=n)
-    defaults = {
-        "out_trade_no": f"T{user.pk:04d}{n:027d}",
-        "user": user,
-        "openid": user.openid,
-        "body": "Tea",
-        "total_fee": 4500,
-        "spbill_create_ip": "127.0.0.1",
-        "created_at": now,
-        "expires_at": now + timedelta(minutes=30),
-    }
-    defaults.update(fields)
-    order = Order.objects.create(**defaults)
-    OrderItem.objects.create(
-        order=order, product=products["tea"], product_name="Tea", unit_price=4500, quantity=1
-    )
-    return order
 
 
 def test_list_shows_own_orders_newest_first(api, shopper, products):

@@ -12,8 +12,14 @@ from django.utils import timezone
 from orders.models import Order, Product
 from payments.lifecycle import order_reconcile
 from payments.models import PaymentNotification
-from tests.conftest import client_for, make_shopper
-from tests.payments.test_notify import SUCCESS, TRANSACTION_ID, notify_body, post
+from tests.factories import (
+    NOTIFY_SUCCESS,
+    TRANSACTION_ID,
+    client_for,
+    make_shopper,
+    notify_body,
+    post_notify,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -106,7 +112,7 @@ class TestClose:
 
     def test_paid_order_cannot_be_closed(self, api, place, products, wxpay):
         order = place()
-        post(notify_body(order))
+        post_notify(notify_body(order))
 
         response = self.close(api, order)
 
@@ -158,7 +164,7 @@ class TestClose:
         order = place()
         self.close(api, order)
 
-        assert post(notify_body(order)).content == SUCCESS
+        assert post_notify(notify_body(order)).content == NOTIFY_SUCCESS
 
         order.refresh_from_db()
         assert order.status == "closed"
@@ -309,7 +315,7 @@ def test_concurrent_reconcile_and_notify_pay_once(products, wxpay):
     def notify():
         try:
             barrier.wait()
-            results.append(post(body).content)
+            results.append(post_notify(body).content)
         finally:
             connection.close()
 
@@ -332,7 +338,7 @@ def test_concurrent_reconcile_and_notify_pay_once(products, wxpay):
         TRANSACTION_ID,
         False,
     )
-    assert results.count(SUCCESS) == 4
+    assert results.count(NOTIFY_SUCCESS) == 4
     notified_paid = PaymentNotification.objects.filter(outcome="paid").count()
     reconciled_paid = results.count("payment recorded (paid)")
     assert notified_paid + reconciled_paid == 1

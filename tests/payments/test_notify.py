@@ -13,48 +13,19 @@ from django.utils import timezone
 from orders.models import Order
 from payments.models import PaymentNotification
 from payments.wxpay import BEIJING
-from tests.conftest import make_shopper
-from tests.orders.test_order_read import make_order
-from tests.wx import signed, wx_xml
-
-NOTIFY = "/payment/wxnotify"
-SUCCESS = (
-    b"<xml><return_code><![CDATA[SUCCESS]]></return_code>"
-    b"<return_msg><![CDATA[OK]]></return_msg></xml>"
+from tests.factories import (
+    NOTIFY_SUCCESS,
+    NOTIFY_URL,
+    TRANSACTION_ID,
+    make_order,
+    make_shopper,
+    notify_body,
+    notify_fields,
+    post_notify,
 )
+from tests.wx import BILLION_LAUGHS, signed, wx_xml
+
 Outcome = PaymentNotification.Outcome
-TRANSACTION_ID = "4200000483202001042069747825"
-
-
-def notify_fields(order: Order, **overrides) -> dict:
-    """A notify as WeChat sends it (sheet §5.1), unsigned."""
-    fields = {
-        "return_code": "SUCCESS",
-        "appid": settings.WECHAT_APPID,
-        "mch_id": settings.WECHAT_MCH_ID,
-        "nonce_str": "1732664410123",
-        "result_code": "SUCCESS",
-        "openid": order.openid,
-        "is_subscribe": "N",
-        "trade_type": "JSAPI",
-        "bank_type": "CMC",
-        "total_fee": order.total_fee,
-        "fee_type": "CNY",
-        "cash_fee": order.total_fee,
-        "transaction_id": TRANSACTION_ID,
-        "out_trade_no": order.out_trade_no,
-        "time_end": "20261127103015",
-    }
-    fields.update(overrides)
-    return fields
-
-
-def notify_body(order: Order, sign_type: str = "MD5", key: str | None = None, **overrides) -> bytes:
-    return wx_xml(signed(notify_fields(order, **overrides), key=key, sign_type=sign_type))
-
-
-def post(body: bytes, client: Client | None = None):
-    return (client or Client()).post(NOTIFY, data=body, content_type="text/xml")
 
 
 @pytest.fixture
@@ -73,10 +44,10 @@ def only_notification() -> PaymentNotification:
 @pytest.mark.django_db
 class TestHappyPath:
     def test_valid_notify_marks_the_order_paid_and_answers_success(self, order):
-        response = post(notify_body(order))
+        response = post_notify(notify_body(order))
 
         assert response.status_code == 200
-        assert response.content == SUCCESS
+        assert response.content == NOTIFY_SUCCESS
         order = reload(order)
         assert order.status == Order.Status.PAID
         assert order.transaction_id == TRANSACTION_ID
@@ -86,7 +57,7 @@ class TestHappyPath:
     def test_the_notification_is_kept_with_its_outcome(self, order):
         body = notify_body(order)
 
-        post(body)
+        post_notify(body)
 
         row = only_notification()
         assert row.raw_body == body.decode()
@@ -111,7 +82,7 @@ class TestHappyPath:
             some_future_field="x",
         )
 
-        assert post(body).content == SUCCESS
+        assert post_notify(body).content == NOTIFY_SUCCESS
         assert reload(order).status == Order.Status.PAID
 
     def test_hmac_order_is_verified_with_hmac_even_without_sign_type(self, order):
@@ -119,7 +90,7 @@ class TestHappyPath:
         # As real WeChat does (sheet §5.3): HMAC-signed, no sign_type field.
         body = notify_body(order, sign_type="HMAC-SHA256")
 
-        assert post(body).content == SUCCESS
+        assert post_notify(body).content == NOTIFY_SUCCESS
         assert reload(order).status == Order.Status.PAID
 
     def test_notify_with_explicit_hmac_sign_type_is_accepted(self, order):
@@ -127,12 +98,12 @@ class TestHappyPath:
             signed(notify_fields(order, sign_type="HMAC-SHA256"), sign_type="HMAC-SHA256")
         )
 
-        assert post(body).content == SUCCESS
+        assert post_notify(body).content == NOTIFY_SUCCESS
 
     def test_result_code_fail_is_acknowledged_and_the_order_stays_unpaid(self, order):
-        response = post(notify_body(order, result_code="FAIL", err_code="NOTENOUGH"))
+        response = post_notify(notify_body(order, result_code="FAIL", err_code="NOTENOUGH"))
 
-        assert response.content == SUCCESS
+        assert response.content == NOTIFY_SUCCESS
         assert reload(order).status == Order.Status.UNPAID
         assert only_notification().outcome == Outcome.NOT_PAID
 
@@ -142,9 +113,9 @@ class TestDuplicates:
     def test_duplicate_notify_is_acknowledged_once(self, order):
         body = notify_body(order)
 
-        responses = [post(body) for _ in range(3)]
+        responses = [post_notify(body) for _ in range(3)]
 
-        assert all(r.content == SUCCESS for r in responses)
+        assert all(r.content == NOTIFY_SUCCESS for r in responses)
         outcomes = list(
             PaymentNotification.objects.order_by("pk").values_list("outcome", flat=True)
         )
@@ -152,11 +123,11 @@ class TestDuplicates:
         assert reload(order).transaction_id == TRANSACTION_ID
 
     def test_a_second_transaction_for_a_paid_order_is_flagged(self, order):
-        post(notify_body(order))
+        post_notify(notify_body(order))
 
-        response = post(notify_body(order, transaction_id="4200000000000000000000000999"))
+        response = post_notify(notify_body(order, transaction_id="4200000000000000000000000999"))
 
-        assert response.content == SUCCESS
+        assert response.content == NOTIFY_SUCCESS
         order = reload(order)
         assert order.transaction_id == TRANSACTION_ID
         assert order.needs_attention
@@ -168,7 +139,7 @@ class TestRejected:
     def test_forged_signature_is_fail_and_recorded(self, order):
         body = notify_body(order, key="0" * 32)
 
-        response = post(body)
+        response = post_notify(body)
 
         assert b"FAIL" in response.content
         assert reload(order).status == Order.Status.UNPAID
@@ -179,23 +150,23 @@ class TestRejected:
         fields = signed(notify_fields(order))
         fields["total_fee"] = 1
 
-        assert b"FAIL" in post(wx_xml(fields)).content
+        assert b"FAIL" in post_notify(wx_xml(fields)).content
         assert reload(order).status == Order.Status.UNPAID
 
     def test_md5_signature_on_an_hmac_order_without_sign_type_is_rejected(self, order):
         Order.objects.filter(pk=order.pk).update(sign_type="HMAC-SHA256")
 
-        assert b"FAIL" in post(notify_body(order, sign_type="MD5")).content
+        assert b"FAIL" in post_notify(notify_body(order, sign_type="MD5")).content
         assert reload(order).status == Order.Status.UNPAID
 
     def test_missing_sign_is_rejected(self, order):
-        assert b"FAIL" in post(wx_xml(notify_fields(order))).content
+        assert b"FAIL" in post_notify(wx_xml(notify_fields(order))).content
 
     @pytest.mark.parametrize(
         "override", [{"appid": "wx0000000000000000"}, {"mch_id": "1900000000"}]
     )
     def test_right_key_but_other_appid_or_merchant_is_rejected(self, order, override):
-        response = post(notify_body(order, **override))
+        response = post_notify(notify_body(order, **override))
 
         assert b"FAIL" in response.content
         assert reload(order).status == Order.Status.UNPAID
@@ -207,14 +178,14 @@ class TestRejected:
         fields = signed(notify_fields(order))
         fields["out_trade_no"] = other.out_trade_no  # the signature covers out_trade_no
 
-        assert b"FAIL" in post(wx_xml(fields)).content
+        assert b"FAIL" in post_notify(wx_xml(fields)).content
         assert reload(other).status == Order.Status.UNPAID
         assert reload(order).status == Order.Status.UNPAID
 
     def test_unknown_order_is_fail_and_recorded(self, order):
         body = notify_body(order, out_trade_no="20260101000000ffffffffffffffffff")
 
-        assert b"FAIL" in post(body).content
+        assert b"FAIL" in post_notify(body).content
         row = only_notification()
         assert (row.outcome, row.out_trade_no) == (
             Outcome.UNKNOWN_ORDER,
@@ -224,14 +195,14 @@ class TestRejected:
     def test_return_code_fail_is_not_applied(self, order):
         body = wx_xml({"return_code": "FAIL", "return_msg": "whatever"})
 
-        assert b"FAIL" in post(body).content
+        assert b"FAIL" in post_notify(body).content
         assert only_notification().outcome == Outcome.REJECTED
 
     @pytest.mark.parametrize(
         "override", [{"total_fee": "12.5"}, {"time_end": "yesterday"}, {"transaction_id": ""}]
     )
     def test_signed_but_unusable_fields_are_fail(self, order, override):
-        assert b"FAIL" in post(notify_body(order, **override)).content
+        assert b"FAIL" in post_notify(notify_body(order, **override)).content
         assert reload(order).status == Order.Status.UNPAID
         assert only_notification().outcome == Outcome.MALFORMED
 
@@ -239,9 +210,9 @@ class TestRejected:
 @pytest.mark.django_db
 class TestFlagged:
     def test_amount_mismatch_is_recorded_flagged_and_not_paid(self, order):
-        response = post(notify_body(order, total_fee=1, cash_fee=1))
+        response = post_notify(notify_body(order, total_fee=1, cash_fee=1))
 
-        assert response.content == SUCCESS  # recorded: retrying would change nothing
+        assert response.content == NOTIFY_SUCCESS  # recorded: retrying would change nothing
         order = reload(order)
         assert order.status == Order.Status.UNPAID
         assert order.needs_attention
@@ -249,7 +220,7 @@ class TestFlagged:
         assert only_notification().outcome == Outcome.FLAGGED
 
     def test_payer_other_than_the_orders_openid_is_flagged(self, order):
-        post(notify_body(order, openid="o-someone-else"))
+        post_notify(notify_body(order, openid="o-someone-else"))
 
         order = reload(order)
         assert order.status == Order.Status.UNPAID
@@ -258,9 +229,9 @@ class TestFlagged:
     def test_payment_after_close_is_flagged_not_paid(self, order):
         Order.objects.filter(pk=order.pk).update(status="closed", closed_at=timezone.now())
 
-        response = post(notify_body(order))
+        response = post_notify(notify_body(order))
 
-        assert response.content == SUCCESS
+        assert response.content == NOTIFY_SUCCESS
         order = reload(order)
         assert order.status == Order.Status.CLOSED
         assert order.needs_attention
@@ -269,8 +240,8 @@ class TestFlagged:
 
     def test_repeated_flagged_notifies_record_the_reason_once(self, order):
         body = notify_body(order, total_fee=1)
-        post(body)
-        post(body)
+        post_notify(body)
+        post_notify(body)
 
         assert reload(order).attention_reason.count("amount 1") == 1
 
@@ -278,22 +249,14 @@ class TestFlagged:
         # WeChat took the money: the order was still open here, so it is paid.
         Order.objects.filter(pk=order.pk).update(expires_at=timezone.now() - timedelta(hours=1))
 
-        assert post(notify_body(order)).content == SUCCESS
+        assert post_notify(notify_body(order)).content == NOTIFY_SUCCESS
         assert reload(order).status == Order.Status.PAID
 
 
-BILLION_LAUGHS = (
-    b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
-    + b"".join(
-        b'<!ENTITY lol%d "%s">' % (n, b"&lol%d;" % (n - 1) * 10 if n > 1 else b"&lol;" * 10)
-        for n in range(1, 10)
-    )
-    + b"]><xml><return_code>&lol9;</return_code></xml>"
-)
 HOSTILE_BODIES = [
     b"",
     b"not xml",
-    b"<xml><return_code>SUCCESS</return_code>",  # truncated
+    b"<xml><return_code>NOTIFY_SUCCESS</return_code>",  # truncated
     BILLION_LAUGHS,
     b'<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY a "aaaa">]><xml><a>&a;</a></xml>',
     b'<!DOCTYPE xml [<!ENTITY x SYSTEM "file:///etc/passwd">]><xml><a>&x;</a></xml>',
@@ -313,7 +276,7 @@ HOSTILE_BODIES = [
 class TestHostileBodies:
     @pytest.mark.parametrize("body", HOSTILE_BODIES)
     def test_malformed_or_hostile_body_is_fail_and_kept(self, body):
-        response = post(body)
+        response = post_notify(body)
 
         assert response.status_code == 200
         assert b"<return_code><![CDATA[FAIL]]></return_code>" in response.content
@@ -330,7 +293,7 @@ class TestHostileBodies:
         assert (row.kind, row.replied) == ("refund", "FAIL")
 
     def test_non_utf8_bytes_are_kept_escaped(self):
-        post(b"<xml><a>\xff</a></xml>")
+        post_notify(b"<xml><a>\xff</a></xml>")
 
         assert only_notification().raw_body == "<xml><a>\\xff</a></xml>"
 
@@ -338,7 +301,7 @@ class TestHostileBodies:
     def test_oversized_body_is_fail_and_only_its_start_kept(self, order, size):
         body = notify_body(order)[:-6] + b"<pad>" + b"x" * size + b"</pad></xml>"
 
-        response = post(body)
+        response = post_notify(body)
 
         assert b"FAIL" in response.content
         row = only_notification()
@@ -350,7 +313,7 @@ class TestHostileBodies:
         assert reload(order).status == Order.Status.UNPAID
 
     def test_get_is_405(self):
-        assert Client().get(NOTIFY).status_code == 405
+        assert Client().get(NOTIFY_URL).status_code == 405
 
 
 @pytest.mark.django_db
@@ -362,7 +325,7 @@ def test_database_failure_while_processing_is_fail_and_the_body_is_kept(order):
 
     body = notify_body(order)
     with connection.execute_wrapper(fail_order_updates):
-        response = post(body)
+        response = post_notify(body)
 
     assert b"FAIL" in response.content
     assert reload(order).status == Order.Status.UNPAID
@@ -370,7 +333,7 @@ def test_database_failure_while_processing_is_fail_and_the_body_is_kept(order):
     assert (row.outcome, row.raw_body) == (Outcome.ERROR, body.decode())
 
     # WeChat retries once the database is back: paid, exactly once.
-    assert post(body).content == SUCCESS
+    assert post_notify(body).content == NOTIFY_SUCCESS
     assert reload(order).status == Order.Status.PAID
 
 
@@ -381,7 +344,7 @@ def test_notify_that_cannot_even_be_recorded_is_fail_and_logged(order, caplog):
 
     body = notify_body(order)
     with connection.execute_wrapper(fail_everything):
-        response = post(body)
+        response = post_notify(body)
 
     assert response.status_code == 200
     assert b"<return_code><![CDATA[FAIL]]></return_code>" in response.content
@@ -392,14 +355,14 @@ def test_notify_that_cannot_even_be_recorded_is_fail_and_logged(order, caplog):
 @pytest.mark.django_db
 def test_notify_query_count_is_bounded(order, django_assert_max_num_queries):
     with django_assert_max_num_queries(6):
-        assert post(notify_body(order)).content == SUCCESS
+        assert post_notify(notify_body(order)).content == NOTIFY_SUCCESS
 
 
 @pytest.mark.django_db
 def test_no_secret_is_logged_while_processing_notifies(order, caplog):
     with caplog.at_level(logging.DEBUG):
-        post(notify_body(order))
-        post(notify_body(order, key="0" * 32))
+        post_notify(notify_body(order))
+        post_notify(notify_body(order, key="0" * 32))
 
     assert settings.WECHAT_MCH_KEY not in caplog.text
 
@@ -415,7 +378,7 @@ def test_concurrent_duplicate_notifies_pay_exactly_once(products):
     def deliver():
         try:
             barrier.wait()
-            replies.append(post(body).content)
+            replies.append(post_notify(body).content)
         finally:
             connection.close()
 
@@ -425,7 +388,7 @@ def test_concurrent_duplicate_notifies_pay_exactly_once(products):
     for thread in threads:
         thread.join()
 
-    assert replies == [SUCCESS] * 20
+    assert replies == [NOTIFY_SUCCESS] * 20
     outcomes = sorted(PaymentNotification.objects.values_list("outcome", flat=True))
     assert outcomes == [Outcome.DUPLICATE] * 19 + [Outcome.PAID]
     order = reload(order)

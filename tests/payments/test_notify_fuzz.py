@@ -10,9 +10,7 @@ from hypothesis import strategies as st
 
 from orders.models import Order
 from payments.models import PaymentNotification
-from tests.conftest import make_shopper
-from tests.orders.test_order_read import make_order
-from tests.payments.test_notify import notify_fields
+from tests.factories import make_order, make_shopper, notify_fields
 from tests.wx import signed, wx_sign, wx_xml
 
 pytestmark = pytest.mark.django_db

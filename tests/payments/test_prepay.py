@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from orders.models import Order
 from payments.wxpay import format_wx_time
-from tests.conftest import client_for, make_shopper
+from tests.factories import client_for, make_shopper
 from tests.wx import wx_sign
 
 pytestmark = pytest.mark.django_db

@@ -25,14 +25,23 @@ from payments.refunds import (
 )
 from payments.wxpay import BEIJING
 from shopsite.wechat import WeChatNotConfigured
-from tests.conftest import make_shopper
-from tests.orders.test_order_read import make_order
-from tests.payments.test_notify import SUCCESS, TRANSACTION_ID, notify_body, post
+from tests.factories import (
+    NOTIFY_SUCCESS,
+    REFUND_NOTIFY_URL,
+    make_order,
+    make_refund,
+    make_shopper,
+    notify_body,
+    notify_refund,
+    post_notify,
+    post_refund_notify,
+    refund_info,
+    reload,
+)
 from tests.wx import refund_id_for, refund_notify_body
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("refund_certificate")]
 
-REFUND_NOTIFY = "/payment/refundnotify"
 REFUND = "/secapi/pay/refund"
 Outcome = PaymentNotification.Outcome
 Status = Refund.Status
@@ -42,45 +51,8 @@ Status = Refund.Status
 def paid_order(products) -> Order:
     """¥45.00, paid through a notify."""
     order = make_order(make_shopper(), products)
-    assert post(notify_body(order)).content == SUCCESS
+    assert post_notify(notify_body(order)).content == NOTIFY_SUCCESS
     return Order.objects.get(pk=order.pk)
-
-
-def refund(order: Order, fee: int) -> Refund:
-    """refund_create then refund_submit, as the admin does."""
-    return refund_submit(refund=refund_create(order=order, refund_fee=fee, reason="test"))
-
-
-def refund_info(refund: Refund, status: str = "SUCCESS", **overrides) -> dict:
-    """The decrypted req_info of a refund notify (sheet §7.3)."""
-    info = {
-        "transaction_id": TRANSACTION_ID,
-        "out_trade_no": refund.order.out_trade_no,
-        "refund_id": refund_id_for(refund.out_refund_no),
-        "out_refund_no": refund.out_refund_no,
-        "total_fee": refund.order.total_fee,
-        "refund_fee": refund.refund_fee,
-        "settlement_refund_fee": refund.refund_fee,
-        "refund_status": status,
-        "success_time": "2026-11-27 12:00:05",
-        "refund_recv_accout": "支付用户零钱",
-        "refund_account": "REFUND_SOURCE_RECHARGE_FUNDS",
-        "refund_request_source": "API",
-    }
-    info.update(overrides)
-    return info
-
-
-def notify(body: bytes):
-    return Client().post(REFUND_NOTIFY, data=body, content_type="text/xml")
-
-
-def notify_refund(refund: Refund, status: str = "SUCCESS", **overrides):
-    return notify(refund_notify_body(refund_info(refund, status, **overrides)))
-
-
-def reload(obj):
-    return type(obj).objects.get(pk=obj.pk)
 
 
 def refund_rows() -> list[PaymentNotification]:
@@ -89,14 +61,14 @@ def refund_rows() -> list[PaymentNotification]:
 
 class TestCreateAndSubmit:
     def test_partial_then_full_refund_leaves_the_order_refunded(self, paid_order, wxpay):
-        first = refund(paid_order, 1500)
+        first = make_refund(paid_order, 1500)
         assert first.status == Status.PROCESSING
         assert first.refund_id == refund_id_for(first.out_refund_no)
-        assert notify_refund(first).content == SUCCESS
+        assert notify_refund(first).content == NOTIFY_SUCCESS
         assert reload(paid_order).status == Order.Status.PAID
 
-        second = refund(paid_order, 3000)
-        assert notify_refund(second).content == SUCCESS
+        second = make_refund(paid_order, 3000)
+        assert notify_refund(second).content == NOTIFY_SUCCESS
 
         assert reload(paid_order).status == Order.Status.REFUNDED
         assert [r.status for r in paid_order.refunds.order_by("pk")] == [Status.SUCCESS] * 2
@@ -104,7 +76,7 @@ class TestCreateAndSubmit:
         assert reload(first).recv_account == "支付用户零钱"
 
     def test_the_refund_request_is_what_the_sheet_asks_for(self, paid_order, wxpay):
-        created = refund(paid_order, 1500)
+        created = make_refund(paid_order, 1500)
 
         [call] = wxpay.calls(REFUND)
         assert call["_cert"] == (settings.WECHAT_CERT_PATH, settings.WECHAT_KEY_PATH)
@@ -120,7 +92,7 @@ class TestCreateAndSubmit:
     def test_over_refund_is_refused_without_calling_wechat(self, paid_order, wxpay):
         with pytest.raises(RefundAmountInvalid, match=r"¥45\.00"):
             refund_create(order=paid_order, refund_fee=4501, reason="")
-        refund(paid_order, 3000)
+        make_refund(paid_order, 3000)
 
         with pytest.raises(RefundAmountInvalid, match=r"¥15\.00"):
             refund_create(order=paid_order, refund_fee=1501, reason="")
@@ -136,10 +108,10 @@ class TestCreateAndSubmit:
     def test_order_paid_after_closing_can_be_refunded_in_full(self, products, wxpay):
         order = make_order(make_shopper(), products)
         Order.objects.filter(pk=order.pk).update(status="closed", closed_at=timezone.now())
-        post(notify_body(order))  # money taken for a closed order: flagged "refund or ship"
+        post_notify(notify_body(order))  # money taken for a closed order: flagged "refund or ship"
 
-        done = refund(Order.objects.get(pk=order.pk), 4500)
-        assert notify_refund(done).content == SUCCESS
+        done = make_refund(Order.objects.get(pk=order.pk), 4500)
+        assert notify_refund(done).content == NOTIFY_SUCCESS
 
         assert reload(order).status == Order.Status.REFUNDED
 
@@ -157,7 +129,7 @@ class TestCreateAndSubmit:
         assert wxpay.requests_seen == []
 
     def test_fully_refunded_order_is_refused(self, paid_order, wxpay):
-        notify_refund(refund(paid_order, 4500))
+        notify_refund(make_refund(paid_order, 4500))
 
         with pytest.raises(OrderAlreadyRefunded):
             refund_create(order=paid_order, refund_fee=1, reason="")
@@ -165,7 +137,7 @@ class TestCreateAndSubmit:
     def test_retry_after_systemerror_reuses_the_refund_number(self, paid_order, wxpay):
         wxpay.path_error_queue[REFUND] = ["SYSTEMERROR"]
 
-        created = refund(paid_order, 1500)
+        created = make_refund(paid_order, 1500)
         assert created.status == Status.PENDING
         assert "SYSTEMERROR" in created.last_error
 
@@ -179,7 +151,7 @@ class TestCreateAndSubmit:
     def test_no_answer_leaves_it_pending_and_its_amount_reserved(self, paid_order, wxpay):
         wxpay.http_status = 502
 
-        created = refund(paid_order, 4000)
+        created = make_refund(paid_order, 4000)
 
         assert created.status == Status.PENDING
         assert "WxPayUnavailable" in created.last_error
@@ -189,11 +161,11 @@ class TestCreateAndSubmit:
     def test_definitive_refusal_fails_and_frees_the_amount(self, paid_order, wxpay):
         wxpay.path_error_queue[REFUND] = ["NOTENOUGH"]
 
-        refused = refund(paid_order, 4500)
+        refused = make_refund(paid_order, 4500)
 
         assert refused.status == Status.FAILED
         assert "NOTENOUGH" in refused.last_error
-        assert refund(paid_order, 4500).status == Status.PROCESSING
+        assert make_refund(paid_order, 4500).status == Status.PROCESSING
         assert refund_submit(refund=refused).status == Status.FAILED  # never sent again
         assert len(wxpay.calls(REFUND)) == 2
 
@@ -217,12 +189,12 @@ class TestCreateAndSubmit:
 
 class TestRefundNotify:
     def test_success_is_applied_once_and_duplicates_acknowledged(self, paid_order, wxpay):
-        created = refund(paid_order, 4500)
+        created = make_refund(paid_order, 4500)
         body = refund_notify_body(refund_info(created))
 
-        replies = [notify(body).content for _ in range(3)]
+        replies = [post_refund_notify(body).content for _ in range(3)]
 
-        assert replies == [SUCCESS] * 3
+        assert replies == [NOTIFY_SUCCESS] * 3
         rows = refund_rows()
         assert [r.outcome for r in rows] == [
             Outcome.REFUND_RECORDED,
@@ -246,18 +218,18 @@ class TestRefundNotify:
         assert wxpay.calls(REFUND) == []
 
     def test_refundclose_closes_it_and_frees_the_amount(self, paid_order, wxpay):
-        created = refund(paid_order, 4500)
+        created = make_refund(paid_order, 4500)
 
-        assert notify_refund(created, "REFUNDCLOSE", success_time="").content == SUCCESS
+        assert notify_refund(created, "REFUNDCLOSE", success_time="").content == NOTIFY_SUCCESS
 
         assert reload(created).status == Status.CLOSED
         assert reload(paid_order).status == Order.Status.PAID
-        assert refund(paid_order, 4500).status == Status.PROCESSING
+        assert make_refund(paid_order, 4500).status == Status.PROCESSING
 
     def test_change_is_abnormal_and_flags_the_order(self, paid_order, wxpay):
-        created = refund(paid_order, 1000)
+        created = make_refund(paid_order, 1000)
 
-        assert notify_refund(created, "CHANGE", success_time="").content == SUCCESS
+        assert notify_refund(created, "CHANGE", success_time="").content == NOTIFY_SUCCESS
 
         assert reload(created).status == Status.ABNORMAL
         order = reload(paid_order)
@@ -268,18 +240,18 @@ class TestRefundNotify:
             refund_create(order=paid_order, refund_fee=3501, reason="")
 
     def test_a_different_amount_is_flagged_not_applied(self, paid_order, wxpay):
-        created = refund(paid_order, 1000)
+        created = make_refund(paid_order, 1000)
 
-        assert notify_refund(created, refund_fee=4500).content == SUCCESS
+        assert notify_refund(created, refund_fee=4500).content == NOTIFY_SUCCESS
 
         assert reload(created).status == Status.PROCESSING
         assert reload(paid_order).needs_attention
         assert refund_rows()[0].outcome == Outcome.FLAGGED
 
     def test_req_info_encrypted_with_another_key_is_fail_and_recorded(self, paid_order, wxpay):
-        created = refund(paid_order, 4500)
+        created = make_refund(paid_order, 4500)
 
-        response = notify(refund_notify_body(refund_info(created), key="0" * 32))
+        response = post_refund_notify(refund_notify_body(refund_info(created), key="0" * 32))
 
         assert b"<return_code><![CDATA[FAIL]]></return_code>" in response.content
         assert reload(created).status == Status.PROCESSING
@@ -303,9 +275,9 @@ class TestRefundNotify:
         ids=["garbage", "one-block", "empty", "appid", "mch_id", "return-fail"],
     )
     def test_forged_or_foreign_envelopes_are_fail_and_recorded(self, paid_order, wxpay, outer):
-        created = refund(paid_order, 4500)
+        created = make_refund(paid_order, 4500)
 
-        response = notify(refund_notify_body(refund_info(created), **outer))
+        response = post_refund_notify(refund_notify_body(refund_info(created), **outer))
 
         assert b"FAIL" in response.content
         assert reload(created).status == Status.PROCESSING
@@ -313,20 +285,20 @@ class TestRefundNotify:
         assert (row.outcome, row.replied) == (Outcome.REJECTED, "FAIL")
 
     def test_unknown_refund_number_is_fail_and_recorded(self, paid_order, wxpay):
-        created = refund(paid_order, 4500)
+        created = make_refund(paid_order, 4500)
 
         body = refund_notify_body(refund_info(created, out_refund_no="R-nobody-knows"))
 
-        assert b"FAIL" in notify(body).content
+        assert b"FAIL" in post_refund_notify(body).content
         [row] = refund_rows()
         assert (row.outcome, row.out_refund_no) == (Outcome.UNKNOWN_REFUND, "R-nobody-knows")
 
     def test_refund_of_another_order_is_fail_and_recorded(self, paid_order, wxpay):
-        created = refund(paid_order, 4500)
+        created = make_refund(paid_order, 4500)
 
         body = refund_notify_body(refund_info(created, out_trade_no="T9999"))
 
-        assert b"FAIL" in notify(body).content
+        assert b"FAIL" in post_refund_notify(body).content
         assert reload(created).status == Status.PROCESSING
         assert refund_rows()[0].outcome == Outcome.REJECTED
 
@@ -334,12 +306,12 @@ class TestRefundNotify:
         "body", [b"", b"<xml><a>1</a>", b"<!DOCTYPE x [<!ENTITY a 'b'>]><xml>&a;</xml>"]
     )
     def test_unreadable_bodies_are_fail_and_kept(self, body):
-        assert b"FAIL" in notify(body).content
+        assert b"FAIL" in post_refund_notify(body).content
         [row] = refund_rows()
         assert (row.outcome, row.raw_body) == (Outcome.MALFORMED, body.decode())
 
     def test_get_is_405(self):
-        assert Client().get(REFUND_NOTIFY).status_code == 405
+        assert Client().get(REFUND_NOTIFY_URL).status_code == 405
 
 
 class TestReconcile:
@@ -369,7 +341,7 @@ class TestReconcile:
         return out.getvalue()
 
     def test_processing_refund_whose_notify_never_came_is_settled_by_query(self, paid_order, wxpay):
-        created = refund(paid_order, 4500)
+        created = make_refund(paid_order, 4500)
         self.age(created)
         self.query_says(wxpay, created, "SUCCESS")
 
@@ -383,13 +355,13 @@ class TestReconcile:
         assert (query["out_refund_no"], query["_cert"]) == (created.out_refund_no, None)
 
     def test_recent_processing_refunds_are_left_to_their_notify(self, paid_order, wxpay):
-        refund(paid_order, 4500)
+        make_refund(paid_order, 4500)
 
         assert "0 refunds looked at" in self.reconcile()
         assert wxpay.calls("/pay/refundquery") == []
 
     def test_refund_still_processing_at_wechat_waits(self, paid_order, wxpay):
-        created = refund(paid_order, 4500)
+        created = make_refund(paid_order, 4500)
         self.age(created)
         self.query_says(wxpay, created, "PROCESSING")
 
@@ -398,7 +370,7 @@ class TestReconcile:
 
     def test_pending_refund_is_sent_again_with_the_same_number(self, paid_order, wxpay):
         wxpay.path_error_queue[REFUND] = ["SYSTEMERROR"]
-        created = refund(paid_order, 4500)
+        created = make_refund(paid_order, 4500)
         self.age(created)
 
         assert "refund sent again (processing)" in self.reconcile()
@@ -407,7 +379,7 @@ class TestReconcile:
         assert reload(created).status == Status.PROCESSING
 
     def test_wechat_errors_are_counted(self, paid_order, wxpay):
-        created = refund(paid_order, 4500)
+        created = make_refund(paid_order, 4500)
         self.age(created)
         wxpay.path_errors["/pay/refundquery"] = "SYSTEMERROR"
 
@@ -415,7 +387,7 @@ class TestReconcile:
         assert reload(created).status == Status.PROCESSING
 
     def test_asking_about_a_paid_order_settles_its_refunds_at_once(self, paid_order, wxpay):
-        created = refund(paid_order, 1000)
+        created = make_refund(paid_order, 1000)
         self.query_says(wxpay, created, "REFUNDCLOSE")
 
         assert order_reconcile(order=paid_order) == "refund closed (applied)"
@@ -425,9 +397,9 @@ class TestReconcile:
 
 def test_no_secret_is_logged_while_refunding(paid_order, wxpay, caplog):
     with caplog.at_level(logging.DEBUG):
-        created = refund(paid_order, 4500)
+        created = make_refund(paid_order, 4500)
         notify_refund(created)
-        notify(refund_notify_body(refund_info(created), key="0" * 32))
+        post_refund_notify(refund_notify_body(refund_info(created), key="0" * 32))
 
     assert settings.WECHAT_MCH_KEY not in caplog.text
     assert created.out_refund_no in caplog.text
@@ -438,7 +410,7 @@ def test_wechat_is_called_outside_any_transaction(paid_order, wxpay):
     in_transaction = []
     wxpay.observers.append(lambda fields: in_transaction.append(connection.in_atomic_block))
 
-    refund(paid_order, 4500)
+    make_refund(paid_order, 4500)
 
     assert in_transaction == [False]
 

@@ -3,8 +3,7 @@ from django.test import Client
 
 from accounts.models import User
 from orders.models import Order
-from tests.orders.test_order_read import make_order
-from tests.payments.test_notify import notify_body, post
+from tests.factories import make_order, notify_body, post_notify
 
 
 @pytest.fixture
@@ -23,5 +22,5 @@ def boss_client(boss) -> Client:
 def paid(shopper, products) -> Order:
     """¥45.00, paid through a notify at 2026-11-27 10:30:15 Beijing time."""
     order = make_order(shopper, products)
-    post(notify_body(order))
+    post_notify(notify_body(order))
     return Order.objects.get(pk=order.pk)

@@ -1,18 +1,14 @@
 """Staff pages render with real data and never show a secret (DESIGN §6.3)."""
 
 import pytest
-from django.conf import settings
 from django.test import Client
 
 from accounts.models import User
 from orders.models import Order
 from payments.models import PaymentNotification
-from tests.orders.test_order_read import make_order
-from tests.payments.test_notify import notify_body, post
+from tests.factories import SESSION_KEY, get_ok, make_order, notify_body, post_notify
 
 pytestmark = pytest.mark.django_db
-
-SESSION_KEY = "HyVFkGl5F5OQWJZZaNzBBg=="
 
 
 @pytest.fixture
@@ -27,17 +23,8 @@ def staff() -> Client:
 def paid_order(shopper, products):
     User.objects.filter(pk=shopper.pk).update(session_key=SESSION_KEY)
     order = make_order(shopper, products)
-    post(notify_body(order))
+    post_notify(notify_body(order))
     return Order.objects.get(pk=order.pk)
-
-
-def get_ok(client: Client, url: str) -> str:
-    response = client.get(url)
-    assert response.status_code == 200, url
-    text = response.content.decode()
-    for secret in (SESSION_KEY, settings.WECHAT_MCH_KEY, settings.WECHAT_APP_SECRET):
-        assert secret not in text, url
-    return text
 
 
 def test_order_list_shows_yuan_status_and_finds_by_every_id(staff, paid_order):
@@ -59,7 +46,7 @@ def test_order_page_shows_items_and_notifications_read_only(staff, paid_order):
 
 def test_flagged_orders_are_one_click_away(staff, shopper, products):
     order = make_order(shopper, products)
-    post(notify_body(order, total_fee=1))
+    post_notify(notify_body(order, total_fee=1))
 
     text = get_ok(staff, "/admin/orders/order/?needs_attention__exact=1")
     assert order.out_trade_no in text

@@ -5,9 +5,7 @@ import pytest
 from orders.models import Order
 from payments.models import Refund
 from shopsite.admin_display import REFUND_STATUS, badge, order_status_badge
-from tests.orders.test_order_read import make_order
-from tests.payments.test_refunds import refund
-from tests.shop.test_admin import get_ok
+from tests.factories import get_ok, make_order, make_refund
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +41,7 @@ def test_order_list_and_page_show_badges_and_yuan(boss_client, paid, shopper, pr
 def test_refund_badges_say_one_word_and_explain_on_hover(
     boss_client, paid, wxpay, refund_certificate
 ):
-    created = refund(paid, 1230)
+    created = make_refund(paid, 1230)
 
     listing = get_ok(boss_client, "/admin/payments/refund/")
     order_page = get_ok(boss_client, f"/admin/orders/order/{paid.pk}/change/")

@@ -16,7 +16,7 @@ from orders.models import Order
 from payments.models import PaymentNotification
 from payments.wxpay import BEIJING
 from shopsite.dashboard import CHART_DAYS, dashboard_for
-from tests.orders.test_order_read import make_order
+from tests.factories import make_order
 
 pytestmark = pytest.mark.django_db
 

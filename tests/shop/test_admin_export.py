@@ -11,7 +11,7 @@ from django.test import Client
 from accounts.models import User
 from orders.models import Order, OrderItem
 from payments.wxpay import BEIJING
-from tests.orders.test_order_read import make_order
+from tests.factories import make_order
 
 pytestmark = pytest.mark.django_db
 

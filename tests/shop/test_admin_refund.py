@@ -8,10 +8,7 @@ from django.test import Client
 from accounts.models import User
 from orders.models import Order
 from payments.models import Refund
-from tests.orders.test_order_read import make_order
-from tests.payments.test_notify import notify_body, post
-from tests.payments.test_refunds import notify_refund, refund
-from tests.shop.test_admin import get_ok
+from tests.factories import get_ok, make_order, make_refund, notify_body, notify_refund, post_notify
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("refund_certificate")]
 
@@ -28,7 +25,7 @@ def staff() -> Client:
 def paid_order(shopper, products) -> Order:
     """¥45.00, paid through a notify."""
     order = make_order(shopper, products)
-    post(notify_body(order))
+    post_notify(notify_body(order))
     return Order.objects.get(pk=order.pk)
 
 
@@ -67,8 +64,8 @@ class TestRefundPage:
     def test_page_shows_what_is_already_refunded_and_defaults_to_the_rest(
         self, staff, paid_order, wxpay
     ):
-        notify_refund(refund(paid_order, 1000))
-        refund(paid_order, 230)
+        notify_refund(make_refund(paid_order, 1000))
+        make_refund(paid_order, 230)
 
         text = get_ok(staff, refund_page(paid_order))
 
@@ -178,7 +175,7 @@ class TestRefundPage:
 
 class TestOtherActions:
     def test_ask_wechat_now_settles_a_processing_refund(self, staff, paid_order, wxpay):
-        created = refund(paid_order, 4500)
+        created = make_refund(paid_order, 4500)
         wxpay.path_fields["/pay/refundquery"] = {
             "out_refund_no_0": created.out_refund_no,
             "refund_id_0": created.refund_id,
@@ -216,7 +213,7 @@ class TestOtherActions:
 
 class TestRefundAdmin:
     def test_refund_list_shows_yuan_and_finds_by_every_number(self, staff, paid_order, wxpay):
-        created = refund(paid_order, 1230)
+        created = make_refund(paid_order, 1230)
 
         assert "¥12.30" in get_ok(staff, "/admin/payments/refund/")
         for term in (created.out_refund_no, created.refund_id, paid_order.out_trade_no):
@@ -228,7 +225,7 @@ class TestRefundAdmin:
         )
 
     def test_refund_page_is_read_only_evidence(self, staff, paid_order, wxpay):
-        created = refund(paid_order, 1230)
+        created = make_refund(paid_order, 1230)
 
         text = get_ok(staff, f"/admin/payments/refund/{created.pk}/change/")
 
@@ -239,7 +236,7 @@ class TestRefundAdmin:
         assert staff.get("/admin/payments/refund/add/").status_code == 403
 
     def test_refund_notifications_are_in_the_ledger(self, staff, paid_order, wxpay):
-        created = refund(paid_order, 4500)
+        created = make_refund(paid_order, 4500)
         notify_refund(created)
 
         text = get_ok(staff, "/admin/payments/paymentnotification/?kind__exact=refund")

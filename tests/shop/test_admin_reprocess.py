@@ -10,9 +10,7 @@ from accounts.models import User
 from orders.models import Order
 from payments.models import PaymentNotification
 from payments.notify import NotReprocessable, notification_reprocess
-from tests.orders.test_order_read import make_order
-from tests.payments.test_notify import TRANSACTION_ID, notify_body
-from tests.payments.test_refunds import notify_refund, refund
+from tests.factories import TRANSACTION_ID, make_order, make_refund, notify_body, notify_refund
 
 pytestmark = pytest.mark.django_db
 
@@ -83,7 +81,7 @@ def test_a_truncated_body_cannot_be_reprocessed(db):
 
 
 def test_a_refund_notify_reprocessed_is_a_duplicate(paid, wxpay, refund_certificate):
-    notify_refund(refund(paid, 1000))
+    notify_refund(make_refund(paid, 1000))
     original = PaymentNotification.objects.get(kind="refund")
 
     row = notification_reprocess(notification=original)

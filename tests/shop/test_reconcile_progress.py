@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 
 from payments.management.commands import reconcile_orders
-from tests.orders.test_order_read import make_order
+from tests.factories import make_order
 
 pytestmark = pytest.mark.django_db
 

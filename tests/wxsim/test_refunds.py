@@ -5,7 +5,7 @@ import hashlib
 
 import pytest
 
-from tests.wxpay.test_refund_notify import API_KEY, REQ_INFO
+from tests.wx import REQ_INFO_VECTOR, REQ_INFO_VECTOR_KEY
 from tests.wxsim.conftest import KEY, parse_xml, signature_ok, wait_until
 
 
@@ -104,8 +104,8 @@ def test_encryption_reproduces_the_official_req_info_vector():
 
     from wxsim.refunds import encrypt_req_info
 
-    req_info = REQ_INFO  # the sheet's vector, as the shop's own tests keep it
-    api_key = API_KEY
+    req_info = REQ_INFO_VECTOR  # the sheet's vector, as the shop's own tests keep it
+    api_key = REQ_INFO_VECTOR_KEY
     key = hashlib.md5(api_key.encode()).hexdigest().encode()
     decryptor = Cipher(algorithms.AES(key), modes.ECB()).decryptor()  # noqa: S305
     padded = decryptor.update(base64.b64decode(req_info)) + decryptor.finalize()
