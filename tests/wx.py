@@ -19,8 +19,22 @@ import xmltodict
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from django.conf import settings
 
+# The official signing example's merchant (§2.2): its appid, mch_id and API key are also
+# the test settings' (tests/settings.py), so its vector checks what the shop really signs.
+OFFICIAL_KEY = "192006250b4c09247ec02edce69f6a2d"
+OFFICIAL_APPID = "wxd930ea5d5a258f4f"
+OFFICIAL_MCH_ID = "10000100"
+OFFICIAL_PARAMS = {
+    "appid": OFFICIAL_APPID,
+    "mch_id": OFFICIAL_MCH_ID,
+    "device_info": "1000",
+    "body": "test",
+    "nonce_str": "ibuaiVcKdpRxkhJA",
+}
 
-def wx_sign(params: dict, key: str, sign_type: str = "MD5") -> str:
+
+def wx_sign(params: dict, key: str = OFFICIAL_KEY, sign_type: str = "MD5") -> str:
+    """The reference signer (§2.1): sort, join non-empty values, append the key, hash."""
     items = sorted((k, str(v)) for k, v in params.items() if k != "sign" and v not in (None, ""))
     s = "&".join(f"{k}={v}" for k, v in items) + "&key=" + key
     if sign_type == "HMAC-SHA256":
@@ -36,6 +50,12 @@ def wx_xml(params: dict, root: str = "xml") -> bytes:
         else:
             parts.append(f"<{k}><![CDATA[{v}]]></{k}>")
     return (f"<{root}>" + "".join(parts) + f"</{root}>").encode("utf-8")
+
+
+def cdata_xml(fields: dict) -> bytes:
+    """WeChat-style body: newline-separated CDATA children, as in the official samples."""
+    children = "".join(f"<{k}><![CDATA[{v}]]></{k}>\n" for k, v in fields.items())
+    return f"<xml>\n{children}</xml>".encode()
 
 
 def wx_encrypt_req_info(plaintext: bytes, key: str | None = None) -> str:

@@ -11,7 +11,7 @@ from demo.miniprogram import MiniProgram
 from orders.models import Order, Product
 from payments.models import Refund
 from shopsite.money import yuan
-from tests.browser.conftest import Problems, log_in
+from tests.browser.pages import Problems, log_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -20,8 +20,7 @@ from payments.wxpay import (
     WxPayUnavailable,
     from_xml,
 )
-
-from .wechat import APPID, KEY, MCH_ID, cdata_xml, signed
+from tests.wx import OFFICIAL_APPID, OFFICIAL_KEY, OFFICIAL_MCH_ID, cdata_xml, signed
 
 BASE = "https://api.mch.weixin.qq.com"
 UNIFIEDORDER = f"{BASE}/pay/unifiedorder"
@@ -40,13 +39,13 @@ ORDER = {
 }
 
 
-def wechat_answer(sign_type: str = "MD5", key: str = KEY, **fields: str) -> bytes:
+def wechat_answer(sign_type: str = "MD5", key: str = OFFICIAL_KEY, **fields: str) -> bytes:
     """A signed SUCCESS answer as WeChat sends it; ``fields`` add to or override the base."""
     base = {
         "return_code": "SUCCESS",
         "return_msg": "OK",
-        "appid": APPID,
-        "mch_id": MCH_ID,
+        "appid": OFFICIAL_APPID,
+        "mch_id": OFFICIAL_MCH_ID,
         "nonce_str": "IITRi8Iabbblz1Jc",
         "result_code": "SUCCESS",
     }
@@ -63,7 +62,7 @@ def sent_fields(mocked: responses.RequestsMock, index: int = 0) -> dict[str, str
 
 @pytest.fixture
 def config() -> WxPayConfig:
-    return WxPayConfig(appid=APPID, mch_id=MCH_ID, api_key=KEY)
+    return WxPayConfig(appid=OFFICIAL_APPID, mch_id=OFFICIAL_MCH_ID, api_key=OFFICIAL_KEY)
 
 
 @pytest.fixture
@@ -86,24 +85,28 @@ def test_unified_order_sends_signed_request_and_returns_prepay_id(mocked, sign_t
         fields = from_xml(request.body)
         # Recompute the sign here, independently of payments.wxpay.signing (§2.1).
         string_a = "&".join(f"{k}={fields[k]}" for k in sorted(fields) if k != "sign" and fields[k])
-        message = f"{string_a}&key={KEY}".encode()
+        message = f"{string_a}&key={OFFICIAL_KEY}".encode()
         if sign_type == "MD5":
             expected = hashlib.md5(message).hexdigest().upper()
         else:
-            expected = hmac.new(KEY.encode(), message, hashlib.sha256).hexdigest().upper()
+            expected = hmac.new(OFFICIAL_KEY.encode(), message, hashlib.sha256).hexdigest().upper()
         assert fields["sign"] == expected
         assert fields["sign_type"] == sign_type
         assert fields["openid"] == OPENID
         assert fields["trade_type"] == "JSAPI"
         assert fields["notify_url"] == NOTIFY_URL
-        assert (fields["appid"], fields["mch_id"]) == (APPID, MCH_ID)
+        assert (fields["appid"], fields["mch_id"]) == (OFFICIAL_APPID, OFFICIAL_MCH_ID)
         assert fields["total_fee"] == "101"
         assert fields["body"] == "小店-零食"
         assert len(fields["nonce_str"]) == 32
         return 200, {"Content-Type": "text/plain"}, prepay_answer(sign_type)
 
     mocked.add_callback(responses.POST, UNIFIEDORDER, callback=wechat)
-    client = WxPayClient(WxPayConfig(appid=APPID, mch_id=MCH_ID, api_key=KEY, sign_type=sign_type))
+    client = WxPayClient(
+        WxPayConfig(
+            appid=OFFICIAL_APPID, mch_id=OFFICIAL_MCH_ID, api_key=OFFICIAL_KEY, sign_type=sign_type
+        )
+    )
 
     result = client.unified_order(**ORDER)
 
@@ -150,7 +153,7 @@ def test_unified_order_refuses_fee_that_is_not_positive_int_fen(client, total_fe
 
 
 def test_answer_with_bad_sign_raises_signature_error(client, mocked):
-    answer = signed({"return_code": "SUCCESS", "appid": APPID, "mch_id": MCH_ID})
+    answer = signed({"return_code": "SUCCESS", "appid": OFFICIAL_APPID, "mch_id": OFFICIAL_MCH_ID})
     answer.update(result_code="SUCCESS", prepay_id=PREPAY_ID)  # added after signing
     mocked.add(responses.POST, UNIFIEDORDER, body=cdata_xml(answer))
     with pytest.raises(WxPaySignatureError, match="invalid"):
@@ -158,7 +161,12 @@ def test_answer_with_bad_sign_raises_signature_error(client, mocked):
 
 
 def test_answer_without_sign_raises_signature_error(client, mocked):
-    fields = {"return_code": "SUCCESS", "appid": APPID, "mch_id": MCH_ID, "result_code": "SUCCESS"}
+    fields = {
+        "return_code": "SUCCESS",
+        "appid": OFFICIAL_APPID,
+        "mch_id": OFFICIAL_MCH_ID,
+        "result_code": "SUCCESS",
+    }
     mocked.add(responses.POST, UNIFIEDORDER, body=cdata_xml({**fields, "prepay_id": PREPAY_ID}))
     with pytest.raises(WxPaySignatureError, match="no sign"):
         client.unified_order(**ORDER)
@@ -171,7 +179,9 @@ def test_answer_signed_with_another_key_raises_signature_error(client, mocked):
 
 
 def test_answer_signed_with_other_algorithm_than_request_raises_signature_error(mocked):
-    config = WxPayConfig(appid=APPID, mch_id=MCH_ID, api_key=KEY, sign_type="HMAC-SHA256")
+    config = WxPayConfig(
+        appid=OFFICIAL_APPID, mch_id=OFFICIAL_MCH_ID, api_key=OFFICIAL_KEY, sign_type="HMAC-SHA256"
+    )
     mocked.add(responses.POST, UNIFIEDORDER, body=prepay_answer("MD5"))
     with pytest.raises(WxPaySignatureError, match="HMAC-SHA256"):
         WxPayClient(config).unified_order(**ORDER)
@@ -260,7 +270,9 @@ def test_unparseable_answer_raises_unavailable(client, mocked, body):
 
 
 def test_requests_get_the_configured_timeout(mocked):
-    config = WxPayConfig(appid=APPID, mch_id=MCH_ID, api_key=KEY, timeout=(1.5, 4.0))
+    config = WxPayConfig(
+        appid=OFFICIAL_APPID, mch_id=OFFICIAL_MCH_ID, api_key=OFFICIAL_KEY, timeout=(1.5, 4.0)
+    )
     mocked.add(responses.POST, UNIFIEDORDER, body=prepay_answer())
     WxPayClient(config).unified_order(**ORDER)
     assert mocked.calls[0].request.req_kwargs["timeout"] == (1.5, 4.0)
@@ -300,14 +312,23 @@ def test_two_calls_go_through_the_same_session(config, mocked):
 
 
 def test_api_base_can_point_at_a_simulator(mocked):
-    config = WxPayConfig(appid=APPID, mch_id=MCH_ID, api_key=KEY, api_base="http://sim:8000/")
+    config = WxPayConfig(
+        appid=OFFICIAL_APPID,
+        mch_id=OFFICIAL_MCH_ID,
+        api_key=OFFICIAL_KEY,
+        api_base="http://sim:8000/",
+    )
     mocked.add(responses.POST, "http://sim:8000/pay/closeorder", body=wechat_answer())
     WxPayClient(config).close_order(out_trade_no="20240101000001")
 
 
 def test_certificate_is_sent_only_when_asked(mocked):
     config = WxPayConfig(
-        appid=APPID, mch_id=MCH_ID, api_key=KEY, cert_path="/c.pem", key_path="/k.pem"
+        appid=OFFICIAL_APPID,
+        mch_id=OFFICIAL_MCH_ID,
+        api_key=OFFICIAL_KEY,
+        cert_path="/c.pem",
+        key_path="/k.pem",
     )
     client = WxPayClient(config)
     mocked.add(responses.POST, f"{BASE}/secapi/pay/refund", body=wechat_answer())
@@ -426,7 +447,9 @@ PAY_NONCE = "5K8264ILTKCH16CQ2502SI8ZNMTM67VS"
     ],
 )
 def test_jsapi_params_match_official_pay_sign_vector(sign_type, pay_sign):
-    config = WxPayConfig(appid=PAY_APPID, mch_id=MCH_ID, api_key=PAY_KEY, sign_type=sign_type)
+    config = WxPayConfig(
+        appid=PAY_APPID, mch_id=OFFICIAL_MCH_ID, api_key=PAY_KEY, sign_type=sign_type
+    )
     params = WxPayClient(config).jsapi_params(PAY_PREPAY_ID, timestamp=1490840662, nonce=PAY_NONCE)
     assert params == {
         "timeStamp": "1490840662",
@@ -456,9 +479,9 @@ def test_jsapi_params_refuse_empty_prepay_id(client):
 
 
 def test_config_repr_hides_the_api_key(config):
-    assert KEY not in repr(config)
-    assert KEY not in str(config)
-    assert APPID in repr(config)
+    assert OFFICIAL_KEY not in repr(config)
+    assert OFFICIAL_KEY not in str(config)
+    assert OFFICIAL_APPID in repr(config)
 
 
 @pytest.mark.parametrize(
@@ -467,7 +490,14 @@ def test_config_repr_hides_the_api_key(config):
 )
 def test_config_refuses_missing_ids_and_unknown_sign_type(overrides):
     with pytest.raises(ValueError):
-        WxPayConfig(**{"appid": APPID, "mch_id": MCH_ID, "api_key": KEY, **overrides})
+        WxPayConfig(
+            **{
+                "appid": OFFICIAL_APPID,
+                "mch_id": OFFICIAL_MCH_ID,
+                "api_key": OFFICIAL_KEY,
+                **overrides,
+            }
+        )
 
 
 def test_each_call_logs_one_info_line_without_key_or_body(client, mocked, caplog):
@@ -481,7 +511,7 @@ def test_each_call_logs_one_info_line_without_key_or_body(client, mocked, caplog
     assert "out_trade_no=20240101000001" in message
     assert "outcome=ok" in message
     assert "elapsed_ms=" in message
-    assert KEY not in caplog.text
+    assert OFFICIAL_KEY not in caplog.text
     assert PREPAY_ID not in caplog.text
     assert OPENID not in caplog.text
 
@@ -493,4 +523,4 @@ def test_failed_call_logs_its_outcome(client, mocked, caplog):
     with pytest.raises(SystemBusy):
         client.unified_order(**ORDER)
     assert "outcome=SystemBusy(SYSTEMERROR)" in caplog.text
-    assert KEY not in caplog.text
+    assert OFFICIAL_KEY not in caplog.text

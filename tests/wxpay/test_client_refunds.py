@@ -18,9 +18,9 @@ from payments.wxpay import (
     XMLError,
     from_xml,
 )
+from tests.wx import OFFICIAL_APPID, OFFICIAL_KEY, OFFICIAL_MCH_ID
 
 from .test_client import BASE, sent_fields, wechat_answer
-from .wechat import APPID, KEY, MCH_ID
 
 REFUND = f"{BASE}/secapi/pay/refund"
 REFUNDQUERY = f"{BASE}/pay/refundquery"
@@ -36,7 +36,11 @@ ARGS = {
 @pytest.fixture
 def client() -> WxPayClient:
     config = WxPayConfig(
-        appid=APPID, mch_id=MCH_ID, api_key=KEY, cert_path="/c.pem", key_path="/k.pem"
+        appid=OFFICIAL_APPID,
+        mch_id=OFFICIAL_MCH_ID,
+        api_key=OFFICIAL_KEY,
+        cert_path="/c.pem",
+        key_path="/k.pem",
     )
     return WxPayClient(config)
 
@@ -88,7 +92,9 @@ def test_refund_amounts_must_be_positive_int_fen(client, field, value):
 
 
 def test_refund_without_certificate_is_refused_before_any_call(mocked):
-    client = WxPayClient(WxPayConfig(appid=APPID, mch_id=MCH_ID, api_key=KEY))
+    client = WxPayClient(
+        WxPayConfig(appid=OFFICIAL_APPID, mch_id=OFFICIAL_MCH_ID, api_key=OFFICIAL_KEY)
+    )
     with pytest.raises(CertificateError, match="cert_path"):
         client.refund(**ARGS)
     assert len(mocked.calls) == 0

@@ -4,8 +4,7 @@ import pytest
 
 from payments.wxpay.errors import XMLError
 from payments.wxpay.xml import MAX_BODY_BYTES, from_xml, to_xml
-
-from .wechat import cdata_xml
+from tests.wx import cdata_xml
 
 # A real-shaped unifiedorder answer: CDATA strings, newlines between fields.
 UNIFIEDORDER_ANSWER = b"""<xml>

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import requests
 
-from tests.wxsim.conftest import wait_until
+from tests.wxsim.client import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 

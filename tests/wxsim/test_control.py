@@ -2,7 +2,7 @@
 
 import requests
 
-from tests.wxsim.conftest import APPID, SECRET
+from tests.wxsim.client import APPID, SECRET
 
 
 def exchange_url(wx):

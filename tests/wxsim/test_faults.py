@@ -6,7 +6,7 @@ import time
 import pytest
 import xmltodict
 
-from tests.wxsim.conftest import APPID, SECRET, parse_xml, signature_ok
+from tests.wxsim.client import APPID, SECRET, parse_xml, signature_ok
 
 NOTIFY = "https://shop.example.com/payment/wxnotify"
 

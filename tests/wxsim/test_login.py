@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.wxsim.conftest import APPID, SECRET
+from tests.wxsim.client import APPID, SECRET
 from wxsim.login import CODE_TTL_S, RATE_LIMIT_CALLS
 
 

@@ -1,6 +1,6 @@
 """Payment notifies (§5): content, signature, retries, drops, duplicates."""
 
-from tests.wxsim.conftest import FAIL_REPLY, parse_xml, signature_ok, wait_until
+from tests.wxsim.client import FAIL_REPLY, parse_xml, signature_ok, wait_until
 
 NOTIFY_FIELDS = {
     "return_code",

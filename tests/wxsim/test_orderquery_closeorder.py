@@ -3,7 +3,7 @@
 import re
 from dataclasses import replace
 
-from tests.wxsim.conftest import signature_ok
+from tests.wxsim.client import signature_ok
 
 NOTIFY = "https://shop.example.com/payment/wxnotify"
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.wxsim.conftest import wx_sign
+from tests.wxsim.client import wx_sign
 from wxsim.protocol import HMAC_SHA256, MD5, XmlError, parse_xml, sign, to_xml, verify
 
 KEY = "192006250b4c09247ec02edce69f6a2d"

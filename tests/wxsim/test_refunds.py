@@ -6,7 +6,7 @@ import hashlib
 import pytest
 
 from tests.wx import REQ_INFO_VECTOR, REQ_INFO_VECTOR_KEY
-from tests.wxsim.conftest import KEY, parse_xml, signature_ok, wait_until
+from tests.wxsim.client import KEY, parse_xml, signature_ok, wait_until
 
 
 def refund(wx, trade, out_refund_no, refund_fee, **extra):

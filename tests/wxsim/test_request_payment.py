@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from tests.wxsim.conftest import APPID, wx_sign
+from tests.wxsim.client import APPID, wx_sign
 
 
 def request_payment(prepay_id: str, sign_type: str = "MD5", **overrides) -> dict:

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests.wxsim.conftest import APPID, KEY, MCH_ID, parse_xml, signature_ok, to_xml, wx_sign
+from tests.wxsim.client import APPID, KEY, MCH_ID, parse_xml, signature_ok, to_xml, wx_sign
 
 NOTIFY = "https://shop.example.com/payment/wxnotify"
 
