@@ -25,6 +25,16 @@ class XMLError(WxPayError):
     """An XML body was empty, too large, not UTF-8, malformed, hostile or not flat."""
 
 
+class WxPayRequestInvalid(WxPayError, ValueError):
+    """A request we refuse to send: a field name or value the XML envelope cannot carry
+    (characters XML 1.0 forbids, §1). WeChat was not called; sending the same values
+    again fails the same way.
+
+    Also a ``ValueError``, like the other checks of our own arguments, for callers that
+    already treat those as bad input.
+    """
+
+
 class ReqInfoError(WxPayError):
     """A refund notify's ``req_info`` did not decrypt to a ``<root>`` document (§7.3).
 

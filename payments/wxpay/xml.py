@@ -3,7 +3,9 @@
 Inbound XML (answers and, above all, notifies from the internet) is parsed with
 ``defusedxml`` and DTDs, entity declarations and external references all forbidden: WeChat
 Pay warned every merchant about XXE in 2018 (§1). Anything that is not the flat envelope is
-refused, so callers only ever see ``dict[str, str]`` or an :class:`XMLError`.
+refused, so callers only ever see ``dict[str, str]`` or an :class:`XMLError`. Outbound, a
+field the envelope cannot carry raises :class:`WxPayRequestInvalid`, a ``WxPayError`` like
+every other failure of a call, so no caller sees a bare ``ValueError`` escape.
 
 Attributes are refused everywhere, including on ``<xml>`` itself: the protocol never uses
 them (§1 "no attributes"), so their presence means the body is not a WeChat message.
@@ -19,7 +21,7 @@ from xml.sax.saxutils import escape
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from .errors import XMLError
+from .errors import WxPayRequestInvalid, XMLError
 
 # Far above any real answer or notify (a few KiB), small enough to refuse floods cheaply.
 MAX_BODY_BYTES = 64 * 1024
@@ -38,12 +40,12 @@ def _cdata(text: str) -> str:
 
 def _element(name: str, value: object) -> str:
     if not _NAME.fullmatch(name):
-        raise ValueError(f"invalid XML field name {name!r}")
+        raise WxPayRequestInvalid(f"invalid XML field name {name!r}")
     if isinstance(value, int) and not isinstance(value, bool):
         return f"<{name}>{value}</{name}>"
     text = str(value)
     if _XML_ILLEGAL.search(text):
-        raise ValueError(f"field {name!r} contains characters XML cannot carry")
+        raise WxPayRequestInvalid(f"field {name!r} contains characters XML cannot carry")
     if "\r" in text:
         # Every XML parser turns a literal CR into LF, even inside CDATA, so the receiver
         # would verify the signature over another value. Only a character reference
