@@ -1,8 +1,11 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from accounts.models import User
+from accounts.services import user_tokens_revoke
 
 
 @admin.register(User)
@@ -17,3 +20,19 @@ class UserAdmin(DjangoUserAdmin):
         *DjangoUserAdmin.fieldsets,
         (_("WeChat"), {"fields": ["openid", "unionid", "last_wechat_login"]}),
     ]
+    actions = ["log_out_everywhere"]
+
+    # For a lost phone or a leaked token: every token issued so far stops working at once.
+    @admin.action(description=_("Log out everywhere"), permissions=["change"])
+    def log_out_everywhere(self, request: HttpRequest, queryset) -> None:
+        count = user_tokens_revoke(users=queryset)
+        self.message_user(
+            request,
+            ngettext(
+                "%(count)d user logged out everywhere: their tokens no longer work.",
+                "%(count)d users logged out everywhere: their tokens no longer work.",
+                count,
+            )
+            % {"count": count},
+            messages.SUCCESS,
+        )

@@ -1,4 +1,5 @@
 from django.contrib.auth import get_user_model
+from django.views.decorators.debug import sensitive_variables
 from rest_framework import authentication, exceptions
 
 from accounts.tokens import InvalidToken, token_claims
@@ -9,6 +10,8 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
 
     keyword = "Bearer"
 
+    # The bearer token is a credential: no error report shows it.
+    @sensitive_variables("header", "token")
     def authenticate(self, request):
         header = authentication.get_authorization_header(request).split()
         if not header or header[0].decode("latin-1").lower() != self.keyword.lower():

@@ -1,9 +1,12 @@
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F, QuerySet
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import User
 from accounts.tokens import token_issue
@@ -17,6 +20,7 @@ def _login_client(config: WxLoginConfig) -> WxLoginClient:
     return WxLoginClient(config)
 
 
+@sensitive_variables()
 def login_client() -> WxLoginClient:
     require_settings(LOGIN_SETTINGS, "WeChat login")
     return _login_client(
@@ -36,6 +40,10 @@ class LoginResult:
     expires_in: int
 
 
+# Every variable, not a list of names: Django applies the nearest decorated caller's marks
+# to the frames below it too, and the WeChat client (Django-free, so undecorated) and
+# requests hold the AppSecret and WeChat's answer (session_key) in theirs.
+@sensitive_variables()
 def user_login_with_code(*, code: str) -> LoginResult:
     """Exchange a ``wx.login()`` code for our own bearer token.
 
@@ -54,6 +62,8 @@ def user_login_with_code(*, code: str) -> LoginResult:
     )
 
 
+# Every variable: the ORM's frames below hold ``fields`` (the session_key) as their own.
+@sensitive_variables()
 def _user_upsert(*, openid: str, unionid: str, session_key: str) -> User:
     fields = {"session_key": session_key, "last_wechat_login": timezone.now()}
     if unionid:
@@ -70,3 +80,17 @@ def _user_upsert(*, openid: str, unionid: str, session_key: str) -> User:
             # The same shopper's first login raced in from another request.
             User.objects.filter(openid=openid).update(**fields)
     return User.objects.get(openid=openid)
+
+
+def user_tokens_revoke(*, users: "QuerySet[User] | Iterable[User]") -> int:
+    """Make every bearer token issued so far to these users unusable ("Log out everywhere").
+
+    Raises ``token_version`` in the database (F(), not a value read earlier), so two staff
+    members revoking at once both count and a stale instance cannot lower it. The shopper's
+    next request is 401 and the mini-program logs in again. Returns how many users.
+    """
+    if isinstance(users, QuerySet):
+        selected = User.objects.filter(pk__in=users.values("pk"))
+    else:
+        selected = User.objects.filter(pk__in=[user.pk for user in users])
+    return selected.update(token_version=F("token_version") + 1)

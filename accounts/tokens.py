@@ -21,6 +21,7 @@ from cryptography.fernet import InvalidToken as FernetInvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import User
 
@@ -31,7 +32,11 @@ class InvalidToken(Exception):
     pass
 
 
+# sensitive_variables() hides every variable of these functions and of the
+# cryptography frames below them (the Django secret, the derived key, the token) from
+# error reports, DEBUG or not (shopsite/error_reports.py).
 @lru_cache(maxsize=4)
+@sensitive_variables()
 def _fernet(secret_key: str) -> Fernet:
     # A key of its own, derived from the Django secret: a token can never be confused with
     # a session cookie or any other value Django signs with the secret itself.
@@ -41,11 +46,13 @@ def _fernet(secret_key: str) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(key))
 
 
+@sensitive_variables()
 def token_issue(*, user: User) -> str:
     payload = f"{user.pk}:{user.token_version}".encode("ascii")
     return _fernet(settings.SECRET_KEY).encrypt(payload).decode("ascii")
 
 
+@sensitive_variables()
 def token_claims(token: str) -> tuple[int, int]:
     """``(user id, token version)``; ``InvalidToken`` if forged, garbled or expired."""
     try:

@@ -1,20 +1,26 @@
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from accounts import wxlogin
 from accounts.services import user_login_with_code
 from shopsite.api import StrictSerializer, api_error, error_responses
+from shopsite.throttling import FailOpenScopedRateThrottle
 
 
+# The login code and the token we answer with are credentials (the code for a few
+# minutes): no error report shows them. sensitive_post_parameters needs Django's
+# HttpRequest, which only dispatch() receives.
+@method_decorator(sensitive_post_parameters("code"), name="dispatch")
 class LoginApi(APIView):
     """``POST /accounts/login``: a ``wx.login()`` code in, our bearer token out."""
 
     authentication_classes = ()
     permission_classes = ()
-    throttle_classes = (ScopedRateThrottle,)
+    throttle_classes = (FailOpenScopedRateThrottle,)
     throttle_scope = "login"
 
     @extend_schema_serializer(component_name="LoginInput")
@@ -33,6 +39,7 @@ class LoginApi(APIView):
         request=InputSerializer,
         responses={200: OutputSerializer, **error_responses(400, 429, 502, 503)},
     )
+    @method_decorator(sensitive_variables("serializer", "result"))
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -31,3 +31,24 @@ def wechat_settings_check(app_configs, **kwargs):
     if key and len(key) != 32:
         messages.append(Warning("WECHAT_MCH_KEY is not 32 characters long.", id="shopsite.W002"))
     return messages
+
+
+LOCAL_MEMORY_CACHE = "django.core.cache.backends.locmem.LocMemCache"
+
+
+@register()
+def throttle_cache_check(app_configs, **kwargs):
+    # The throttles count in the default cache. In local memory each gunicorn worker
+    # counts on its own, so 4 workers let 4 times the configured rate through (and each
+    # app server multiplies it again): acceptable in development, not in production.
+    backend = settings.CACHES.get("default", {}).get("BACKEND", "")
+    if settings.DEBUG or backend != LOCAL_MEMORY_CACHE:
+        return []
+    return [
+        Warning(
+            "The throttles (login, orders) count in local memory, per worker process: "
+            "N workers allow N times the configured rate.",
+            hint="Set REDIS_URL so every worker and app server shares the counts (docs/DEPLOY.md).",
+            id="shopsite.W004",
+        )
+    ]

@@ -15,7 +15,10 @@ from shopsite.money import yuan
 @pytest.mark.django_db
 def test_healthz_is_200_when_the_database_answers():
     response = Client().get("/healthz")
-    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+    assert (response.status_code, response.json()) == (
+        200,
+        {"status": "ok", "database": "ok", "cache": "ok", "take_out_of_rotation": False},
+    )
 
 
 @pytest.mark.django_db
@@ -26,6 +29,8 @@ def test_healthz_is_503_when_the_database_fails():
     with connection.execute_wrapper(fail):
         response = Client().get("/healthz")
     assert response.status_code == 503
+    assert response.json()["status"] == "unavailable"
+    assert response.json()["take_out_of_rotation"] is True
 
 
 def test_missing_wechat_settings_are_a_system_check_warning(settings):
@@ -106,6 +111,8 @@ PRODUCTION_ENV = {
     "WECHAT_NOTIFY_URL": "https://shop.example.com/payment/wxnotify",
     "WECHAT_CERT_PATH": "/etc/wxshop/apiclient_cert.pem",
     "WECHAT_KEY_PATH": "/etc/wxshop/apiclient_key.pem",
+    # Throttles in local memory are a deploy warning (shopsite.W004); check does not connect.
+    "REDIS_URL": "redis://redis.internal:6379/0",
 }
 
 
