@@ -1,5 +1,8 @@
+import hashlib
+
+from django import forms
 from django.contrib import admin, messages
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -8,6 +11,7 @@ from orders.admin.export import ExportAdminMixin
 from orders.admin.inlines import NotificationInline, OrderItemInline, RefundInline
 from orders.admin.refund import RefundAdminMixin
 from orders.models import Order
+from orders.services import order_attention_acknowledge
 from payments.lifecycle import OrderNotClosable, order_close, order_reconcile
 from payments.selectors import order_refund_totals
 from payments.wxpay import WxPayError
@@ -17,6 +21,33 @@ from shopsite.wechat import WeChatNotConfigured
 
 # Each order of an action is a synchronous call to WeChat: keep one request short.
 MAX_ORDERS_PER_ACTION = 20
+
+
+def reason_digest(reason: str) -> str:
+    # A digest rather than the text: browsers turn the reasons' newlines into CRLF.
+    return hashlib.sha256(reason.encode()).hexdigest()
+
+
+class OrderForm(forms.ModelForm):
+    """All staff may change on an order is acknowledging its flag. The form carries the
+    reason it showed, so a reason raised while the page was open is never cleared unseen."""
+
+    reason_digest = forms.CharField(widget=forms.HiddenInput, required=False)
+
+    class Meta:
+        model = Order
+        fields = ["needs_attention"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["reason_digest"].initial = reason_digest(self.instance.attention_reason)
+
+    @property
+    def shows_current_reason(self) -> bool:
+        """The page showed the reason the order has now (as read for this save)."""
+        return self.cleaned_data.get("reason_digest") == reason_digest(
+            self.instance.attention_reason
+        )
 
 
 @admin.register(Order)
@@ -35,6 +66,7 @@ class OrderAdmin(RefundAdminMixin, ExportAdminMixin, admin.ModelAdmin):
     search_help_text = gettext_lazy(
         "Order number, WeChat transaction id or payer openid (exactly), or a product name."
     )
+    form = OrderForm
     inlines = [OrderItemInline, RefundInline, NotificationInline]
     actions = ["refund_action", "reconcile_action", "close_action", "export_selected_action"]
     # Money and payment state change only through the services (notify, refunds):
@@ -57,6 +89,7 @@ class OrderAdmin(RefundAdminMixin, ExportAdminMixin, admin.ModelAdmin):
         "created_at",
         "expires_at",
         "closed_at",
+        "attention_reason",
     ]
     fieldsets = [
         (
@@ -73,7 +106,10 @@ class OrderAdmin(RefundAdminMixin, ExportAdminMixin, admin.ModelAdmin):
                 ]
             },
         ),
-        (gettext_lazy("Attention"), {"fields": ["needs_attention", "attention_reason"]}),
+        (
+            gettext_lazy("Attention"),
+            {"fields": ["needs_attention", "attention_reason", "reason_digest"]},
+        ),
         (
             gettext_lazy("Payment"),
             {
@@ -98,6 +134,45 @@ class OrderAdmin(RefundAdminMixin, ExportAdminMixin, admin.ModelAdmin):
         # The order page's "Refund…" button, for paid orders and staff who may refund.
         context = {"can_refund": self.has_refund_permission(request), **(extra_context or {})}
         return super().change_view(request, object_id, form_url, extra_context=context)
+
+    def get_readonly_fields(self, request, obj=None):
+        # Only a flag can be acknowledged: an order without one has nothing to edit.
+        if obj is None or not obj.needs_attention:
+            return [*self.readonly_fields, "needs_attention"]
+        return self.readonly_fields
+
+    def save_model(self, request, obj: Order, form: OrderForm, change: bool) -> None:
+        # Never obj.save(): this copy of the row was read before the form was checked, and
+        # a notify, a refund or reconciliation may have written status, transaction_id or
+        # a flag since. Only the acknowledgment is written, by a conditional UPDATE.
+        if "needs_attention" not in form.changed_data or obj.needs_attention:
+            return
+        cleared = form.shows_current_reason and order_attention_acknowledge(
+            order_id=obj.pk, shown_reason=obj.attention_reason
+        )
+        obj.refresh_from_db()
+        # Still flagged: a reason came while the page was open (none if another person
+        # acknowledged it meanwhile).
+        obj._attention_kept = not cleared and obj.needs_attention
+
+    def log_change(self, request, obj, message):
+        if getattr(obj, "_attention_kept", False):
+            return None  # nothing was changed
+        return super().log_change(request, obj, message)
+
+    def response_change(self, request: HttpRequest, obj: Order) -> HttpResponse:
+        if getattr(obj, "_attention_kept", False):
+            self.message_user(
+                request,
+                _(
+                    "%(order)s still needs attention: a reason was raised while the page was "
+                    "open. Read it, and untick again once it is dealt with."
+                )
+                % {"order": obj},
+                messages.WARNING,
+            )
+            return HttpResponseRedirect(request.path)  # the page again, with the new reason
+        return super().response_change(request, obj)
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -134,7 +209,8 @@ class OrderAdmin(RefundAdminMixin, ExportAdminMixin, admin.ModelAdmin):
 
     # -- actions: each calls a service, and says what came of it ---------------------------
 
-    @admin.action(description=gettext_lazy("Ask WeChat now"), permissions=["view"])
+    # It closes expired orders and sends pending refunds again: a change, not a look.
+    @admin.action(description=gettext_lazy("Ask WeChat now"), permissions=["change"])
     def reconcile_action(self, request: HttpRequest, queryset) -> None:
         for order in self._few(request, queryset):
             try:

@@ -1,6 +1,12 @@
 """The "Refund…" action and its confirmation page: refund_create (recorded) then
-refund_submit (WeChat), with an amount typed in yuan and converted to fen exactly."""
+refund_submit (WeChat), with an amount typed in yuan and converted to fen exactly.
 
+Each time the page is shown it carries a new one-time key; refund_create makes at most one
+refund per key, so a double click, a resubmitted page or two tabs posting the same page
+refund once.
+"""
+
+import secrets
 from decimal import Decimal
 
 from django import forms
@@ -12,6 +18,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from orders.admin.validators import refuse_control_characters
 from orders.models import Order
 from payments.models import Refund
 from payments.refunds import RefundError, refund_create, refund_submit
@@ -43,6 +50,24 @@ class RefundForm(forms.Form):
         help_text=gettext_lazy("Shown to the buyer in WeChat (optional)."),
     )
 
+    # The page's one-time key (Refund.request_key): 32 random bytes, URL-safe base64.
+    request_key = forms.RegexField(
+        regex=r"^[A-Za-z0-9_-]{32,64}$",
+        widget=forms.HiddenInput,
+        error_messages={
+            "required": gettext_lazy("This page is out of date: open it again."),
+            "invalid": gettext_lazy("This page is out of date: open it again."),
+        },
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.fields["request_key"].initial = secrets.token_urlsafe(32)
+
+    def clean_reason(self) -> str:
+        return refuse_control_characters(self.cleaned_data["reason"])
+
     @property
     def refund_fee(self) -> int:
         return fen_from_yuan(self.cleaned_data["amount"])
@@ -52,7 +77,9 @@ class RefundAdminMixin:
     """For OrderAdmin: the action, its page, and what it says afterwards."""
 
     def has_refund_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("payments.add_refund")
+        # A refund changes the order as well (its refundable amount, maybe its status):
+        # who may not change orders may not refund them either.
+        return request.user.has_perm("payments.add_refund") and self.has_change_permission(request)
 
     @admin.action(description=gettext_lazy("Refund…"), permissions=["refund"])
     def refund_action(self, request: HttpRequest, queryset) -> HttpResponse | None:
@@ -86,14 +113,22 @@ class RefundAdminMixin:
 
     @staticmethod
     def _refund(request: HttpRequest, order: Order, form: RefundForm) -> Refund | None:
-        """The refund recorded and sent; None with the form's errors when refused."""
+        """The refund recorded and sent; None with the form's errors when refused.
+
+        A page submitted again gets the refund its first submission made, not sent from
+        here again: the first request may be sending it right now, and a pending one is
+        sent again by reconciliation.
+        """
         try:
             refund = refund_create(
                 order=order,
                 refund_fee=form.refund_fee,
                 reason=form.cleaned_data["reason"],
                 requested_by=request.user,
+                request_key=form.cleaned_data["request_key"],
             )
+            if refund.replayed:
+                return refund
             return refund_submit(refund=refund)
         except RefundError as exc:
             form.add_error("amount", str(exc))
@@ -121,6 +156,16 @@ class RefundAdminMixin:
         }
 
     def _refund_message(self, request: HttpRequest, refund: Refund) -> None:
+        if getattr(refund, "replayed", False):
+            self.message_user(
+                request,
+                _(
+                    "This refund page was already submitted: no second refund was made. "
+                    "Refund %(number)s is the one it made."
+                )
+                % {"number": refund.out_refund_no},
+                messages.INFO,
+            )
         what = {
             "number": refund.out_refund_no,
             "amount": yuan(refund.refund_fee),
@@ -137,6 +182,13 @@ class RefundAdminMixin:
                 "Refund %(number)s of %(amount)s refused by WeChat, nothing was refunded: %(error)s"
             )
             level = messages.ERROR
+        elif refund.status == Refund.Status.PENDING and not refund.last_error:
+            text = _(
+                "Refund %(number)s of %(amount)s is recorded and on its way to WeChat. If "
+                "WeChat does not confirm it, it is sent again automatically with the same "
+                "refund number."
+            )
+            level = messages.INFO
         elif refund.status == Refund.Status.PENDING:
             text = _(
                 "Refund %(number)s of %(amount)s is recorded but WeChat did not confirm it "

@@ -1,6 +1,8 @@
 """Refunds in the admin: the "Refund…" confirmation page, the other order actions, and the
 read-only refund pages (DESIGN §1.5, §6.3)."""
 
+import secrets
+
 import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
@@ -38,7 +40,9 @@ def refund_page(order: Order) -> str:
 
 
 def submit(staff: Client, order: Order, amount: str, reason: str = "Broken cup"):
-    return staff.post(refund_page(order), {"amount": amount, "reason": reason})
+    # request_key: the page's one-time key, as a browser sends it back (a fresh page each time).
+    data = {"amount": amount, "reason": reason, "request_key": secrets.token_urlsafe(32)}
+    return staff.post(refund_page(order), data)
 
 
 def run_action(staff: Client, action: str, *orders: Order):
@@ -141,7 +145,8 @@ class TestRefundPage:
     def test_no_answer_is_reported_as_retried_later(self, staff, paid_order, wxpay):
         wxpay.path_error_queue[REFUND] = ["SYSTEMERROR"]
 
-        response = staff.post(refund_page(paid_order), {"amount": "45"}, follow=True)
+        data = {"amount": "45", "request_key": secrets.token_urlsafe(32)}
+        response = staff.post(refund_page(paid_order), data, follow=True)
 
         assert "sent again automatically with the same refund number" in (response.content.decode())
         assert Refund.objects.get().status == Refund.Status.PENDING
