@@ -208,6 +208,13 @@ class Order(models.Model):
         )
 
     @property
+    def charged_fee(self) -> int:
+        """What refunds are based on, in fen: what WeChat charged, once known (it may differ
+        from the total, and WeChat refuses a refund whose total_fee is not what was paid);
+        the order total for payments recorded before paid_fee existed."""
+        return self.paid_fee if self.paid_fee is not None else self.total_fee
+
+    @property
     def is_payable(self) -> bool:
         return self.status == self.Status.UNPAID and self.expires_at > timezone.now()
 

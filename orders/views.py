@@ -82,9 +82,11 @@ class OrderCloseApi(APIView):
         except WxPayError as exc:
             return wechat_pay_error("WeChat Pay could not close the order", exc)
         if not result.closed:
+            # "paid": the payment is recorded; "unpaid": WeChat says paid but it is not
+            # settled yet, so the order stays open for staff and reconciliation.
             return api_error(
                 status.HTTP_409_CONFLICT,
-                "The order was paid meanwhile and cannot be closed.",
+                "WeChat reports the order paid meanwhile; it cannot be closed.",
                 status=result.order.status,
             )
         return Response(OrderOutputSerializer(result.order).data)

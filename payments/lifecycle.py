@@ -2,11 +2,15 @@
 
 WeChat does not promise that a notify ever arrives, and an unpaid order holds stock,
 so every unpaid order ends one of two ways: paid (a notify, or ``orderquery`` saying
-SUCCESS) or closed (by its owner, by staff, or by reconciliation once it expired).
+SUCCESS) or closed (by its owner, by staff, or by reconciliation once it expired). Once
+WeChat says it holds money for an order (closeorder ORDERPAID), the order is never closed
+before that payment is recorded: if orderquery cannot confirm it, the order stays as it
+is, flagged, and reconciliation asks again.
 WeChat is asked first and our rows are changed after, in short transactions of their
 own: no row lock is held while WeChat answers (DESIGN §6.7).
 """
 
+import enum
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,17 +19,26 @@ from django.db import transaction
 from django.utils import timezone
 
 from orders.models import Order
-from orders.services import order_clear_close_pending, order_close_local, order_flag
-from payments.models import REFUND_OPEN, Refund
+from orders.services import (
+    MAX_TOTAL_FEE,
+    order_clear_close_pending,
+    order_close_local,
+    order_flag,
+)
+from payments.models import REFUND_OPEN, PaymentNotification, Refund
 from payments.refunds import STATUS_FROM_WECHAT, refund_apply_result, refund_submit
 from payments.services import PaymentFields, payment_apply, payment_client
-from payments.wxpay import OrderClosed, OrderNotExist, OrderPaid, TradeQuery
+from payments.wxpay import OrderClosed, OrderNotExist, OrderPaid, TradeQuery, WxPayError
 
 logger = logging.getLogger(__name__)
+
+Outcome = PaymentNotification.Outcome
 
 # WeChat refuses closeorder within 5 minutes of unifiedorder (sheet §6.2).
 WECHAT_CLOSE_MIN_AGE = timedelta(minutes=5)
 CLOSED_STATES = {"CLOSED", "REVOKED", "PAYERROR"}
+# Trade states in which WeChat took the money (REFUND: and a refund has started since).
+PAID_STATES = {"SUCCESS", "REFUND"}
 # A wallet refund settles within ~20 minutes (sheet §7.1) and the notify usually says so;
 # ask refundquery only about refunds that have been processing for longer than this.
 REFUND_QUERY_AFTER = timedelta(minutes=5)
@@ -37,10 +50,20 @@ class OrderNotClosable(Exception):
         self.status = order.status
 
 
+class WeChatClose(enum.StrEnum):
+    """What closing an order at WeChat came to."""
+
+    CLOSED = "closed"  # closed there, or WeChat never had it: close it here too
+    PAID = "paid"  # WeChat says paid and the payment is recorded
+    # WeChat says paid but no payment could be recorded (orderquery disagreed, failed or
+    # did not fit): the order is flagged and left as it is, for reconciliation to ask again.
+    UNSETTLED = "unsettled"
+
+
 @dataclass(frozen=True)
 class CloseResult:
     order: Order
-    closed: bool  # False: it turned out paid
+    closed: bool  # False: it turned out paid, or WeChat says so and it stays open, flagged
 
 
 def order_close(*, order: Order) -> CloseResult:
@@ -48,14 +71,15 @@ def order_close(*, order: Order) -> CloseResult:
 
     Within WeChat's first 5 minutes it is closed here only and reconciliation closes it
     at WeChat later. When WeChat answers that the order was paid meanwhile, the payment
-    is recorded (through the same checks as a notify) instead.
+    is recorded (through the same checks as a notify) instead, or, if it cannot be, the
+    order stays unpaid and flagged: never closed while WeChat may hold its money.
     """
     if order.status == Order.Status.CLOSED:
         return CloseResult(order, closed=True)
     if order.status != Order.Status.UNPAID:
         raise OrderNotClosable(order)
     pending = bool(order.prepay_id) and not _wechat_may_close(order)
-    if order.prepay_id and not pending and _close_at_wechat(order) == "paid":
+    if order.prepay_id and not pending and _close_at_wechat(order) != WeChatClose.CLOSED:
         order.refresh_from_db()
         return CloseResult(order, closed=False)
     if not order_close_local(order=order, pending_at_wechat=pending):
@@ -69,34 +93,85 @@ def _wechat_may_close(order: Order) -> bool:
     return timezone.now() - order.created_at >= WECHAT_CLOSE_MIN_AGE
 
 
-def _close_at_wechat(order: Order) -> str:
-    """closeorder; ``"paid"`` when WeChat says the order was paid (and that is recorded)."""
+def _close_at_wechat(order: Order) -> WeChatClose:
+    """closeorder, and what WeChat's answer means for the order."""
     try:
         payment_client(sign_type=order.sign_type).close_order(out_trade_no=order.out_trade_no)
     except (OrderClosed, OrderNotExist):
         pass  # closed already, or WeChat never had it: closed either way
     except OrderPaid:
+        return _settle_order_paid(order)
+    return WeChatClose.CLOSED
+
+
+def _settle_order_paid(order: Order) -> WeChatClose:
+    """closeorder answered ORDERPAID: record the payment orderquery reports, or flag.
+
+    Whatever orderquery says, the order is not closed: WeChat has said it holds money
+    for it, so closing would give its stock back and lose the payment.
+    """
+    try:
         trade = payment_client(sign_type=order.sign_type).order_query(
             out_trade_no=order.out_trade_no
         )
-        if trade.is_paid:
-            _apply_trade(order, trade)
-            return "paid"
-    return "closed"
+    except WxPayError as exc:
+        said = f"orderquery failed ({type(exc).__name__})"
+    else:
+        if trade.trade_state in PAID_STATES:
+            if _apply_trade(order, trade) == Outcome.REJECTED:
+                return WeChatClose.UNSETTLED  # flagged by _apply_trade
+            return WeChatClose.PAID
+        said = f"orderquery says {trade.trade_state[:32] or 'nothing'}"
+    order_flag(
+        order=order,
+        reason=f"WeChat says paid (closeorder ORDERPAID), {said}: not closed; "
+        "reconcile_orders asks again.",
+    )
+    return WeChatClose.UNSETTLED
+
+
+def _trade_problem(order: Order, trade: TradeQuery) -> str:
+    """Why a paid orderquery answer cannot be applied to ``order`` ("" if it can): the
+    checks a notify gets (payment_apply then checks the amount and the payer)."""
+    if trade.out_trade_no != order.out_trade_no:
+        return f"out_trade_no {trade.out_trade_no[:32]!r} is not the order's"
+    if not 1 <= len(trade.transaction_id) <= 32:
+        return "transaction_id missing or over 32 characters"
+    if trade.total_fee is None or not 1 <= trade.total_fee <= MAX_TOTAL_FEE:
+        return "total_fee missing or out of range"
+    return ""
+
+
+def _flag_unfit(order: Order, trade: TradeQuery, problem: str) -> None:
+    order_flag(
+        order=order,
+        reason=f"WeChat's answer did not fit: {problem} (orderquery {trade.trade_state[:32]}); "
+        "nothing applied.",
+    )
 
 
 def _apply_trade(order: Order, trade: TradeQuery) -> str:
-    """Record what a verified orderquery answer says was paid."""
+    """Record what a verified orderquery answer says was paid; returns payment_apply's
+    outcome, or ``Outcome.REJECTED`` when the answer did not fit (flagged, nothing applied).
+
+    A REFUND state is flagged in the same locked transaction as the payment is recorded,
+    so neither reason can overwrite the other.
+    """
+    problem = _trade_problem(order, trade)
+    if problem:
+        _flag_unfit(order, trade, problem)
+        return Outcome.REJECTED
     payment = PaymentFields(
         transaction_id=trade.transaction_id,
-        # A paid trade always carries total_fee; if not, -1 makes payment_apply flag it.
-        total_fee=trade.total_fee if trade.total_fee is not None else -1,
+        total_fee=trade.total_fee,
         openid=trade.openid,
         paid_at=trade.time_end or timezone.now(),
     )
     with transaction.atomic():
         locked = Order.objects.select_for_update().get(pk=order.pk)
         outcome, _ = payment_apply(order=locked, payment=payment)
+        if trade.trade_state == "REFUND":
+            order_flag(order=locked, reason="WeChat reports a refund started on this order.")
     return outcome
 
 
@@ -124,17 +199,24 @@ def order_reconcile(*, order: Order) -> str:
         )
     except OrderNotExist:
         trade = None
-    if trade is not None and trade.trade_state in ("SUCCESS", "REFUND"):
+    # Only a paid answer must echo out_trade_no; one naming another order is never used.
+    if trade is not None and trade.out_trade_no and trade.out_trade_no != order.out_trade_no:
+        _flag_unfit(order, trade, f"out_trade_no {trade.out_trade_no[:32]!r} is not the order's")
+        return "flagged (answer did not fit)"
+    if trade is not None and trade.trade_state in PAID_STATES:
         outcome = _apply_trade(order, trade)
-        if trade.trade_state == "REFUND":
-            order_flag(order=order, reason="WeChat reports a refund started on this order.")
+        if outcome == Outcome.REJECTED:
+            return "flagged (answer did not fit)"
         return f"payment recorded ({outcome})"
     if trade is not None and trade.trade_state in CLOSED_STATES:
         order_close_local(order=order)
         return f"closed ({trade.trade_state} at WeChat)"
     if expired and (trade is None or trade.trade_state == "NOTPAY"):
-        if _close_at_wechat(order) == "paid":
+        closing = _close_at_wechat(order)
+        if closing == WeChatClose.PAID:
             return "payment recorded (paid while closing)"
+        if closing == WeChatClose.UNSETTLED:
+            return "flagged (WeChat says paid, nothing recorded)"
         order_close_local(order=order)
         return "closed (expired)"
     return "waiting"
@@ -146,8 +228,11 @@ def _reconcile_closed(order: Order) -> str:
     if not _wechat_may_close(order):
         return "waiting"
     outcome = _close_at_wechat(order)
+    if outcome == WeChatClose.UNSETTLED:
+        # Still pending: the next run asks WeChat again.
+        return "flagged (WeChat says paid, nothing recorded)"
     order_clear_close_pending(order=order)
-    return "payment after close recorded" if outcome == "paid" else "closed at WeChat"
+    return "payment after close recorded" if outcome == WeChatClose.PAID else "closed at WeChat"
 
 
 def _reconcile_refunds(order: Order) -> str:

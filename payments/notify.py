@@ -24,6 +24,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from orders.models import Order
+from orders.services import MAX_TOTAL_FEE
 from payments import refunds
 from payments.models import PaymentNotification, Refund
 from payments.services import PaymentFields, payment_apply, payment_client
@@ -151,8 +152,17 @@ def _process(notification: PaymentNotification, body: bytes) -> None:
 
 def _verify(notification: PaymentNotification, fields: dict, order: Order | None) -> None:
     client = payment_client()
-    sign_type = notify_sign_type(fields, default=order.sign_type if order else None)
+    # Always the order's own algorithm: honouring a declared sign_type would let a notify
+    # for an HMAC-SHA256 order choose the weaker MD5. With no order (the notify is refused
+    # anyway) the declared type, else a guess, only to record whether it was authentic.
+    sign_type = notify_sign_type(fields) if order is None else order.sign_type
     notification.signature_valid = verify(fields, client.config.api_key, sign_type)
+    declared = fields.get("sign_type")
+    if order is not None and declared and declared != order.sign_type:
+        raise NotifyRejected(
+            Outcome.REJECTED,
+            f"sign_type {declared[:20]!r} is not the order's ({order.sign_type}).",
+        )
     if not notification.signature_valid:
         raise NotifyRejected(Outcome.REJECTED, f"Bad signature ({sign_type}).")
     _check_merchant(fields, client)
@@ -172,6 +182,9 @@ def _payment_fields(fields: dict) -> PaymentFields:
         paid_at = parse_wx_time(fields.get("time_end", ""))
     except ValueError:
         raise NotifyRejected(Outcome.MALFORMED, "total_fee or time_end is not valid.") from None
+    # Whatever WeChat charged is recorded on the order, so it must fit the column.
+    if not 1 <= total_fee <= MAX_TOTAL_FEE:
+        raise NotifyRejected(Outcome.MALFORMED, "total_fee is out of range.")
     if not fields.get("transaction_id") or len(fields["transaction_id"]) > 32:
         raise NotifyRejected(Outcome.MALFORMED, "transaction_id is missing or too long.")
     return PaymentFields(
@@ -207,12 +220,47 @@ def _process_refund(notification: PaymentNotification, body: bytes) -> None:
             .first()
         )
         if refund is None:
-            raise NotifyRejected(Outcome.UNKNOWN_REFUND, "No refund with this out_refund_no.")
+            _record_external_refund(notification, info, result)
+            return
         notification.refund, notification.order = refund, refund.order
         if refund.order.out_trade_no != notification.out_trade_no:
             raise NotifyRejected(Outcome.REJECTED, "out_trade_no is not the refund's order.")
         applied = refunds.refund_apply_result(refund=refund, **result)
         _finish(notification, *_refund_outcome(applied, result["status"]))
+
+
+def _record_external_refund(notification: PaymentNotification, info: dict, result: dict) -> None:
+    """A refund we never asked for (made in the merchant platform): recorded on its order.
+
+    When the order is not ours either, there is nothing to record it on: the ledger row
+    keeps it (the decrypted numbers are in its columns) and WeChat is answered FAIL, so it
+    keeps offering it (24 hours) and a reprocess can record it once the order is found.
+    """
+    order = Order.objects.filter(out_trade_no=notification.out_trade_no).first()
+    if order is None:
+        raise NotifyRejected(
+            Outcome.UNKNOWN_REFUND,
+            f"Authentic refund {notification.out_refund_no!r} of out_trade_no "
+            f"{notification.out_trade_no!r}: neither the refund nor the order is in this "
+            "shop. Not recorded; WeChat will send it again.",
+        )
+    notification.order = order
+    if order.transaction_id and info.get("transaction_id") != order.transaction_id:
+        raise NotifyRejected(Outcome.REJECTED, "transaction_id is not the order's.")
+    if not notification.out_refund_no or result["refund_fee"] < 1:
+        raise NotifyRejected(Outcome.MALFORMED, "out_refund_no or refund_fee invalid.")
+    recorded = refunds.refund_record_external(
+        order=order, out_refund_no=notification.out_refund_no, **result
+    )
+    notification.refund = recorded.refund
+    if recorded.applied == refunds.DUPLICATE:
+        _finish(notification, Outcome.DUPLICATE, "Already recorded.")
+    else:
+        _finish(
+            notification,
+            Outcome.FLAGGED,
+            f"Refund made outside the shop recorded ({result['status']}); order flagged.",
+        )
 
 
 def _decrypt(notification: PaymentNotification, fields: dict, client: WxPayClient) -> dict:

@@ -35,7 +35,8 @@ def order_refund_totals(*, order: Order) -> RefundTotals:
         refunded=refunded,
         in_progress=in_progress,
         abnormal=abnormal,
-        refundable=max(order.total_fee - refunded - in_progress - abnormal, 0),
+        # Based on what WeChat charged, which a flagged payment may have made unlike the total.
+        refundable=max(order.charged_fee - refunded - in_progress - abnormal, 0),
     )
 
 

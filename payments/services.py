@@ -14,7 +14,12 @@ from django.conf import settings
 from django.utils import timezone
 
 from orders.models import Order
-from orders.services import order_flag, order_mark_paid, order_set_prepay
+from orders.services import (
+    order_flag,
+    order_mark_paid,
+    order_record_unexpected_payment,
+    order_set_prepay,
+)
 from payments.models import PaymentNotification
 from payments.wxpay import WxPayClient, WxPayConfig
 from shopsite.wechat import PAY_SETTINGS, require_settings
@@ -104,7 +109,8 @@ def payment_apply(*, order: Order, payment: PaymentFields) -> tuple[str, str]:
     The one place that decides what a payment means for an order, for notifies and
     reconciliation alike. Call it inside the transaction that locked ``order``
     (``select_for_update``). A payment that does not fit the order is never applied
-    silently and never dropped: the order is flagged for staff with the reason.
+    silently and never dropped: WeChat has the money, so its transaction is recorded
+    where staff can refund it, and the order is flagged with the reason.
     """
     if order.status in (Order.Status.PAID, Order.Status.REFUNDED) or (
         order.status == Order.Status.CLOSED and order.transaction_id
@@ -118,18 +124,33 @@ def payment_apply(*, order: Order, payment: PaymentFields) -> tuple[str, str]:
         problems.append(f"amount {payment.total_fee} ≠ order total {order.total_fee}")
     if payment.openid != order.openid:
         problems.append("payer openid differs from the order's")
-    if problems:
-        order_flag(order=order, reason=f"Payment {payment.transaction_id}: {'; '.join(problems)}.")
-        return Outcome.FLAGGED, "; ".join(problems)
-    if order.status == Order.Status.CLOSED:
-        # Money was taken for an order we had closed (and whose stock went back).
-        order_flag(
+    if problems and order.status == Order.Status.CLOSED:
+        problems.append("paid after the order was closed")
+    if not problems and order.status == Order.Status.UNPAID:
+        if order_mark_paid(
             order=order,
-            reason=f"Paid after closing: transaction {payment.transaction_id}; refund or ship.",
             transaction_id=payment.transaction_id,
             paid_at=payment.paid_at,
+            paid_fee=payment.total_fee,
+        ):
+            return Outcome.PAID, "Order marked paid."
+        raise RuntimeError(f"Order {order.out_trade_no} in unexpected state {order.status!r}.")
+    if problems:
+        reason = (
+            f"Payment {payment.transaction_id}: {'; '.join(problems)}. Recorded, order closed "
+            "and its stock returned; refund it."
         )
-        return Outcome.FLAGGED, "Paid after the order was closed."
-    if order_mark_paid(order=order, transaction_id=payment.transaction_id, paid_at=payment.paid_at):
-        return Outcome.PAID, "Order marked paid."
+        detail = "; ".join(problems)
+    else:
+        # Money was taken for an order we had closed (and whose stock went back).
+        reason = f"Paid after closing: transaction {payment.transaction_id}; refund or ship."
+        detail = "Paid after the order was closed."
+    if order_record_unexpected_payment(
+        order=order,
+        transaction_id=payment.transaction_id,
+        paid_at=payment.paid_at,
+        paid_fee=payment.total_fee,
+        reason=reason,
+    ):
+        return Outcome.FLAGGED, detail
     raise RuntimeError(f"Order {order.out_trade_no} in unexpected state {order.status!r}.")

@@ -190,7 +190,8 @@ class TestReconcile:
         reconcile()
 
         order.refresh_from_db()
-        assert (order.status, order.needs_attention) == ("unpaid", True)
+        # Recorded for a refund (closed with its transaction), never marked paid.
+        assert (order.status, order.needs_attention, order.paid_fee) == ("closed", True, 1)
 
     def test_recent_orders_are_left_to_their_notify(self, place, wxpay):
         place(minutes_ago=1)

@@ -94,6 +94,8 @@ class TestHappyPath:
         assert reload(order).status == Order.Status.PAID
 
     def test_notify_with_explicit_hmac_sign_type_is_accepted(self, order):
+        # Declared or not, the algorithm must be the order's own (see test_notify_hardening).
+        Order.objects.filter(pk=order.pk).update(sign_type="HMAC-SHA256")
         body = wx_xml(
             signed(notify_fields(order, sign_type="HMAC-SHA256"), sign_type="HMAC-SHA256")
         )
@@ -214,7 +216,12 @@ class TestFlagged:
 
         assert response.content == NOTIFY_SUCCESS  # recorded: retrying would change nothing
         order = reload(order)
-        assert order.status == Order.Status.UNPAID
+        # Not sold as priced, yet WeChat has the money: closed with its transaction, to refund.
+        assert (order.status, order.transaction_id, order.paid_fee) == (
+            Order.Status.CLOSED,
+            TRANSACTION_ID,
+            1,
+        )
         assert order.needs_attention
         assert "amount 1" in order.attention_reason
         assert only_notification().outcome == Outcome.FLAGGED
@@ -223,7 +230,7 @@ class TestFlagged:
         post_notify(notify_body(order, openid="o-someone-else"))
 
         order = reload(order)
-        assert order.status == Order.Status.UNPAID
+        assert (order.status, order.transaction_id) == (Order.Status.CLOSED, TRANSACTION_ID)
         assert order.needs_attention
 
     def test_payment_after_close_is_flagged_not_paid(self, order):

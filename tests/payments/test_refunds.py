@@ -284,10 +284,14 @@ class TestRefundNotify:
         [row] = refund_rows()
         assert (row.outcome, row.replied) == (Outcome.REJECTED, "FAIL")
 
-    def test_unknown_refund_number_is_fail_and_recorded(self, paid_order, wxpay):
+    def test_unknown_refund_of_an_unknown_order_is_fail_and_recorded(self, paid_order, wxpay):
+        # An unknown refund of a known order is one made outside the shop, and recorded
+        # (test_notify_hardening.py); with neither known there is nothing to record it on.
         created = make_refund(paid_order, 4500)
 
-        body = refund_notify_body(refund_info(created, out_refund_no="R-nobody-knows"))
+        body = refund_notify_body(
+            refund_info(created, out_refund_no="R-nobody-knows", out_trade_no="T-nobody-knows")
+        )
 
         assert b"FAIL" in post_refund_notify(body).content
         [row] = refund_rows()
