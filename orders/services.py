@@ -2,13 +2,14 @@
 
 import logging
 import secrets
+import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from accounts.models import User
@@ -19,7 +20,11 @@ logger = logging.getLogger(__name__)
 
 # WeChat's total_fee is a 32-bit Int; our columns are too.
 MAX_TOTAL_FEE = 2**31 - 1
-BODY_MAX_CHARS = 40  # WeChat's limit is 127/128 of unstated units: stay far below (sheet §12)
+# WeChat's body is String(128), counted in UTF-8 bytes: 40 emoji are 160 (sheet §12).
+BODY_MAX_BYTES = 128
+BODY_ELLIPSIS = "…"
+# Shown when a product name is nothing but characters the body cannot carry.
+BODY_FALLBACK = "商品"
 
 
 class OrderError(Exception):
@@ -50,6 +55,19 @@ class NotAShopper(OrderError):
     pass
 
 
+class UnpaidLimitReached(OrderError):
+    """The shopper's unpaid orders already hold as much as one shopper may reserve."""
+
+
+class IdempotencyKeyReused(OrderError):
+    def __init__(self, order: Order):
+        super().__init__(
+            f"This Idempotency-Key was used for order {order.out_trade_no} with other items; "
+            "send a new key for a new order."
+        )
+        self.out_trade_no = order.out_trade_no
+
+
 @dataclass(frozen=True)
 class OrderLine:
     product_id: int
@@ -62,18 +80,37 @@ def order_create(
     lines: list[OrderLine],
     client_ip: str,
     expected_total_fee: int | None = None,
+    idempotency_key: str = "",
 ) -> Order:
-    """Price the order on the server, reserve stock and record it, all or nothing."""
+    """Price the order on the server, reserve stock and record it, all or nothing.
+
+    With an ``idempotency_key`` (the client's Idempotency-Key) a retried request gets the
+    order the first one made, with ``order.replayed`` True, instead of reserving the
+    stock again; the same key with other lines raises ``IdempotencyKeyReused``.
+    """
     if not user.openid:
         raise NotAShopper("Only shoppers who logged in through WeChat can order.")
     merged = _merge_lines(lines)
     for attempt in range(3):
         try:
             return _order_create_once(
-                user=user, lines=merged, client_ip=client_ip, expected_total_fee=expected_total_fee
+                user=user,
+                lines=merged,
+                client_ip=client_ip,
+                expected_total_fee=expected_total_fee,
+                idempotency_key=idempotency_key,
             )
         except IntegrityError:
-            # Only a clash of the random out_trade_no is worth another try.
+            # A request with the same key committed its order first: the unique
+            # (user, idempotency_key) constraint is the anchor, so answer with that order.
+            earlier = (
+                _order_for_key(user=user, key=idempotency_key, lines=merged)
+                if idempotency_key
+                else None
+            )
+            if earlier is not None:
+                return earlier
+            # Otherwise only a clash of the random out_trade_no is worth another try.
             if attempt == 2:
                 raise
             logger.warning("order number clash, retrying")
@@ -89,8 +126,20 @@ def _merge_lines(lines: list[OrderLine]) -> "OrderedDict[int, int]":
 
 @transaction.atomic
 def _order_create_once(
-    *, user: User, lines: "OrderedDict[int, int]", client_ip: str, expected_total_fee: int | None
+    *,
+    user: User,
+    lines: "OrderedDict[int, int]",
+    client_ip: str,
+    expected_total_fee: int | None,
+    idempotency_key: str,
 ) -> Order:
+    # The shopper's row first: one shopper's checkouts then run one at a time, so the caps
+    # count every order already held and a retried key finds the order its twin made.
+    list(User.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+    if idempotency_key:
+        earlier = _order_for_key(user=user, key=idempotency_key, lines=lines)
+        if earlier is not None:
+            return earlier
     # Lock in primary-key order everywhere, so two orders sharing products cannot deadlock;
     # the lock makes the prices read here the ones charged and the stock checks exact.
     products = Product.objects.select_for_update().filter(pk__in=lines.keys()).order_by("pk")
@@ -104,6 +153,7 @@ def _order_create_once(
         raise ProductUnavailable("The order total is too large.")
     if expected_total_fee is not None and expected_total_fee != total_fee:
         raise TotalFeeMismatch(expected_total_fee, total_fee)
+    _unpaid_limits_check(user=user, lines=lines)
     for pid, quantity in lines.items():
         _stock_take(product=by_id[pid], quantity=quantity)
 
@@ -112,11 +162,12 @@ def _order_create_once(
         out_trade_no=out_trade_no_new(now),
         user=user,
         openid=user.openid,
-        body=_order_body([by_id[pid].name for pid in lines]),
+        body=_order_body(names=[by_id[pid].name for pid in lines]),
         total_fee=total_fee,
         sign_type=settings.WECHAT_SIGN_TYPE,
         spbill_create_ip=client_ip,
         notify_url=settings.WECHAT_NOTIFY_URL,
+        idempotency_key=idempotency_key,
         created_at=now,
         expires_at=now + timedelta(minutes=settings.ORDER_TTL_MINUTES),
     )
@@ -137,7 +188,46 @@ def _order_create_once(
         order.openid,
         total_fee,
     )
+    order.replayed = False
     return order
+
+
+def _order_for_key(*, user: User, key: str, lines: "OrderedDict[int, int]") -> Order | None:
+    """The order an earlier request with this Idempotency-Key made, if any."""
+    order = Order.objects.filter(user=user, idempotency_key=key).first()
+    if order is None:
+        return None
+    # The lines are what the key promised; the total may have changed with the prices.
+    if dict(order.items.values_list("product_id", "quantity")) != dict(lines):
+        raise IdempotencyKeyReused(order)
+    order.replayed = True
+    logger.info("order replayed out_trade_no=%s for its Idempotency-Key", order.out_trade_no)
+    return order
+
+
+def _unpaid_limits_check(*, user: User, lines: "OrderedDict[int, int]") -> None:
+    """Refuse an order beyond what one shopper's unpaid orders may hold.
+
+    Unpaid orders reserve stock and each one is a unifiedorder call: without a cap one
+    WeChat account could hold all finite stock, order after order. Counted under the
+    shopper's row lock, so concurrent checkouts cannot both slip under it.
+    """
+    held = OrderItem.objects.filter(order__user=user, order__status=Order.Status.UNPAID).aggregate(
+        orders=Count("order_id", distinct=True), units=Sum("quantity")
+    )
+    max_orders = settings.ORDER_MAX_UNPAID_PER_SHOPPER
+    if held["orders"] >= max_orders:
+        raise UnpaidLimitReached(
+            f"You have {held['orders']} unpaid orders, the most one shopper may hold: "
+            "pay or close one first."
+        )
+    max_units = settings.ORDER_MAX_UNPAID_UNITS_PER_SHOPPER
+    units = (held["units"] or 0) + sum(lines.values())
+    if units > max_units:
+        raise UnpaidLimitReached(
+            f"Unpaid orders may hold at most {max_units} units in all; with this order yours "
+            f"would hold {units}: pay or close an order, or order fewer."
+        )
 
 
 def _stock_take(*, product: Product, quantity: int) -> None:
@@ -160,9 +250,36 @@ def out_trade_no_new(now: datetime) -> str:
     return format_wx_time(now) + secrets.token_hex(9)
 
 
-def _order_body(names: list[str]) -> str:
-    body = names[0] if len(names) == 1 else f"{names[0]} 等{len(names)}件商品"
-    return body if len(body) <= BODY_MAX_CHARS else body[: BODY_MAX_CHARS - 1] + "…"
+def _order_body(*, names: list[str]) -> str:
+    """The description on the shopper's bill: the first product's name (and how many
+    products when several), cleaned for the wire and cut to WeChat's 128 bytes."""
+    first = _body_clean(name=names[0]) or BODY_FALLBACK
+    suffix = "" if len(names) == 1 else f" 等{len(names)}件商品"
+    # The name is cut, not the count: "… 等3件商品" still says what was bought.
+    return _utf8_cut(text=first, max_bytes=BODY_MAX_BYTES - len(suffix.encode())) + suffix
+
+
+def _body_clean(*, name: str) -> str:
+    """``name`` without control characters, which XML 1.0 cannot carry at all (the XML
+    builder refuses them) and which have no business on a bill; whitespace runs
+    (tabs, newlines) become one space."""
+    spaced = " ".join(name.split())
+    return "".join(
+        ch
+        for ch in spaced
+        if unicodedata.category(ch) not in ("Cc", "Cs") and ch not in "\ufffe\uffff"
+    ).strip()
+
+
+def _utf8_cut(*, text: str, max_bytes: int) -> str:
+    """``text`` in at most ``max_bytes`` UTF-8 bytes, ending in "…" when cut, never in
+    half a character."""
+    raw = text.encode("utf-8")
+    if len(raw) <= max_bytes:
+        return text
+    room = max_bytes - len(BODY_ELLIPSIS.encode("utf-8"))
+    # "ignore" drops only the partial character the byte cut left at the end.
+    return raw[:room].decode("utf-8", "ignore") + BODY_ELLIPSIS
 
 
 def order_set_prepay(*, order: Order, prepay_id: str, expires_at: datetime) -> bool:
@@ -174,20 +291,22 @@ def order_set_prepay(*, order: Order, prepay_id: str, expires_at: datetime) -> b
     return bool(updated)
 
 
-def order_mark_paid(*, order: Order, transaction_id: str, paid_at: datetime) -> bool:
+def order_mark_paid(*, order: Order, transaction_id: str, paid_at: datetime, paid_fee: int) -> bool:
     """unpaid → paid, once. Call inside the transaction that locked ``order``.
 
     The conditional UPDATE is what makes it exactly once (the row lock only orders
     concurrent notifies on PostgreSQL); the unique transaction_id is the anchor.
+    ``paid_fee`` is what WeChat charged: refunds are based on it.
     """
     updated = Order.objects.filter(pk=order.pk, status=Order.Status.UNPAID).update(
-        status=Order.Status.PAID, transaction_id=transaction_id, paid_at=paid_at
+        status=Order.Status.PAID, transaction_id=transaction_id, paid_at=paid_at, paid_fee=paid_fee
     )
     if updated:
-        order.status, order.transaction_id, order.paid_at = (
+        order.status, order.transaction_id, order.paid_at, order.paid_fee = (
             Order.Status.PAID,
             transaction_id,
             paid_at,
+            paid_fee,
         )
         logger.info("order paid out_trade_no=%s", order.out_trade_no)
     return bool(updated)
@@ -209,17 +328,67 @@ def order_mark_refunded(*, order: Order) -> bool:
     return bool(updated)
 
 
-def order_flag(*, order: Order, reason: str, **fields) -> None:
-    """Mark an order for staff attention; the same reason is recorded once."""
-    reasons = [r for r in order.attention_reason.split("\n") if r]
-    if reason not in reasons:
-        reasons.append(reason)
-    order.needs_attention = True
-    order.attention_reason = "\n".join(reasons)
-    for name, value in fields.items():
-        setattr(order, name, value)
-    order.save(update_fields=["needs_attention", "attention_reason", *fields])
+def order_flag(*, order: Order, reason: str) -> None:
+    """Mark an order for staff attention; the same reason is recorded once.
+
+    The reasons already there are read under the row lock, not taken from ``order``: a
+    caller holding an older copy must never overwrite a reason written meanwhile.
+    """
+    with transaction.atomic():
+        current = (
+            Order.objects.select_for_update()
+            .values_list("attention_reason", flat=True)
+            .get(pk=order.pk)
+        )
+        reasons = [r for r in current.split("\n") if r]
+        if reason not in reasons:
+            reasons.append(reason)
+        text = "\n".join(reasons)
+        Order.objects.filter(pk=order.pk).update(needs_attention=True, attention_reason=text)
+    order.needs_attention, order.attention_reason = True, text
     logger.warning("order flagged out_trade_no=%s reason=%s", order.out_trade_no, reason)
+
+
+def order_record_unexpected_payment(
+    *, order: Order, transaction_id: str, paid_at: datetime, paid_fee: int, reason: str
+) -> bool:
+    """Record a payment WeChat took that did not buy the order as priced (another amount,
+    another payer, or after the order was closed); False if the order already has one.
+
+    WeChat has the money, so the transaction is kept where staff can refund it: the order
+    ends closed *with* a transaction (``has_payment``, refundable up to ``paid_fee``,
+    skipped by reconciliation), its stock back on sale, flagged with ``reason``. Call
+    inside the transaction that locked ``order``.
+    """
+    was_unpaid = order.status == Order.Status.UNPAID
+    now = timezone.now()
+    updated = Order.objects.filter(
+        pk=order.pk,
+        status__in=[Order.Status.UNPAID, Order.Status.CLOSED],
+        transaction_id__isnull=True,
+    ).update(
+        status=Order.Status.CLOSED,
+        transaction_id=transaction_id,
+        paid_at=paid_at,
+        paid_fee=paid_fee,
+        closed_at=order.closed_at or now,
+        # A paid trade cannot be closed at WeChat: nothing is left to tell it.
+        close_pending_at_wechat=False,
+    )
+    if not updated:
+        return False
+    if was_unpaid:
+        _stock_return(order=order)
+    order.status, order.transaction_id, order.paid_at, order.paid_fee = (
+        Order.Status.CLOSED,
+        transaction_id,
+        paid_at,
+        paid_fee,
+    )
+    order.closed_at, order.close_pending_at_wechat = order.closed_at or now, False
+    logger.info("order unexpected payment recorded out_trade_no=%s", order.out_trade_no)
+    order_flag(order=order, reason=reason)
+    return True
 
 
 def order_close_local(*, order: Order, pending_at_wechat: bool = False) -> bool:
@@ -265,3 +434,43 @@ def order_claim_for_reconcile(*, order: Order, seconds: int) -> bool:
 def order_clear_close_pending(*, order: Order) -> None:
     Order.objects.filter(pk=order.pk).update(close_pending_at_wechat=False)
     order.close_pending_at_wechat = False
+
+
+def order_attention_acknowledge(*, order_id: int, shown_reason: str) -> bool:
+    """Clear an order's flag for staff who dealt with ``shown_reason``; False, and the
+    order stays flagged, when its reasons are no longer exactly those.
+
+    One conditional UPDATE of that column only: a reason added meanwhile (``order_flag``)
+    is never acknowledged unseen, and nothing else on the row is written.
+    """
+    cleared = Order.objects.filter(
+        pk=order_id, needs_attention=True, attention_reason=shown_reason
+    ).update(needs_attention=False)
+    if cleared:
+        logger.info("order attention acknowledged pk=%s", order_id)
+    return bool(cleared)
+
+
+def product_stock_adjust(*, product_id: int, by: int) -> bool:
+    """Add ``by`` units (remove, when negative) to the stock as it is at this moment, so
+    units ordered meanwhile stay reserved; False, nothing changed, when the product has
+    unlimited stock or fewer than ``-by`` units left."""
+    if by == 0:
+        return True
+    changed = Product.objects.filter(
+        pk=product_id, stock__isnull=False, stock__gte=max(-by, 0)
+    ).update(stock=F("stock") + by, updated_at=timezone.now())
+    return bool(changed)
+
+
+def product_stock_limit(*, product_id: int, stock: int) -> bool:
+    """Unlimited → ``stock`` units; False, nothing changed, if it was limited meanwhile."""
+    changed = Product.objects.filter(pk=product_id, stock__isnull=True).update(
+        stock=stock, updated_at=timezone.now()
+    )
+    return bool(changed)
+
+
+def product_stock_unlimit(*, product_id: int) -> None:
+    """Stock becomes unlimited: orders no longer take units from it."""
+    Product.objects.filter(pk=product_id).update(stock=None, updated_at=timezone.now())

@@ -12,12 +12,14 @@ result exactly once.
 """
 
 import logging
+import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -93,12 +95,23 @@ def out_refund_no_new(now: datetime) -> str:
 
 
 def refund_create(
-    *, order: Order, refund_fee: int, reason: str, requested_by: User | None = None
+    *,
+    order: Order,
+    refund_fee: int,
+    reason: str,
+    requested_by: User | None = None,
+    request_key: str = "",
 ) -> Refund:
     """Record a pending refund of ``refund_fee`` fen; WeChat is not called here.
 
     The order row is locked while the amount is checked against what its other refunds
     already hold, so concurrent refunds can never add up to more than was paid.
+
+    ``request_key`` (the one-time key of an admin confirmation page) makes one request
+    make at most one refund, however often it is submitted: the refund already recorded
+    with it is returned as it is, whatever is asked this time, with ``replayed`` set (the
+    caller must not act on it as new); a key already used for another order is refused.
+    A refund made by this call has ``replayed`` False.
     """
     refund_client()  # refuse before recording anything that could never be sent
     if isinstance(refund_fee, bool) or not isinstance(refund_fee, int) or refund_fee < 1:
@@ -106,21 +119,67 @@ def refund_create(
     reason = (reason or "").strip()
     if len(reason) > REASON_MAX_CHARS:
         raise RefundError(f"The reason must be at most {REASON_MAX_CHARS} characters.")
-    with transaction.atomic():
-        locked = Order.objects.select_for_update().get(pk=order.pk)
-        _check_refundable(locked, refund_fee)
-        refund = Refund.objects.create(
-            order=locked,
-            out_refund_no=out_refund_no_new(timezone.now()),
-            refund_fee=refund_fee,
-            reason=reason,
-            requested_by=requested_by,
-        )
+    if _XML_UNSAFE.search(reason):
+        # refund_desc travels in XML, which cannot carry them: the refund could never be
+        # sent, and reconciliation would try it again forever.
+        raise RefundError("The reason must not contain control characters.")
+    if len(request_key) > REQUEST_KEY_MAX_CHARS:
+        raise RefundError(f"The request key must be at most {REQUEST_KEY_MAX_CHARS} characters.")
+    try:
+        with transaction.atomic():
+            locked = Order.objects.select_for_update().get(pk=order.pk)
+            # Looked up under the order's lock: a second submission of the same page waits
+            # for the first to commit, then finds its refund instead of checking the amount.
+            existing = _refund_for_request(locked, request_key)
+            if existing is not None:
+                return existing
+            _check_refundable(locked, refund_fee)
+            refund = Refund.objects.create(
+                order=locked,
+                out_refund_no=out_refund_no_new(timezone.now()),
+                refund_fee=refund_fee,
+                reason=reason,
+                requested_by=requested_by,
+                request_key=request_key,
+            )
+    except IntegrityError:
+        # The same key for another order at the same moment (two order locks do not
+        # exclude each other): the unique constraint let the other insert through.
+        existing = _refund_for_request(order, request_key)
+        if existing is None:
+            raise
+        return existing
+    refund.replayed = False
     logger.info(
         "refund created out_refund_no=%s out_trade_no=%s refund_fee=%s",
         refund.out_refund_no,
         locked.out_trade_no,
         refund_fee,
+    )
+    return refund
+
+
+REQUEST_KEY_MAX_CHARS = 64  # Refund.request_key
+# Characters XML 1.0 cannot carry at all (as payments.wxpay.xml refuses them).
+_XML_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _refund_for_request(order: Order, request_key: str) -> Refund | None:
+    """The refund already made for ``request_key`` (``replayed`` set), or None."""
+    if not request_key:
+        return None
+    refund = Refund.objects.filter(request_key=request_key).first()
+    if refund is None:
+        return None
+    if refund.order_id != order.pk:
+        raise RefundNotAllowed(
+            "This refund request was already used for another order; open the refund page again."
+        )
+    refund.replayed = True
+    logger.info(
+        "refund request repeated out_refund_no=%s out_trade_no=%s",
+        refund.out_refund_no,
+        order.out_trade_no,
     )
     return refund
 
@@ -161,7 +220,7 @@ def refund_submit(*, refund: Refund) -> Refund:
         result = client.refund(
             out_trade_no=order.out_trade_no,
             out_refund_no=refund.out_refund_no,
-            total_fee=order.total_fee,
+            total_fee=order.charged_fee,  # WeChat refuses any other than what was paid
             refund_fee=refund.refund_fee,
             refund_desc=refund.reason or None,
             notify_url=refund_notify_url(),
@@ -277,7 +336,77 @@ def _order_after_result(order: Order, refund: Refund, status: str) -> None:
         )["total"]
         or 0
     )
-    if refunded == order.total_fee:
+    if refunded == order.charged_fee:
         order_mark_refunded(order=order)
-    elif refunded > order.total_fee:
+    elif refunded > order.charged_fee:
         order_flag(order=order, reason=f"Refunds total {yuan(refunded)}, more than was paid.")
+
+
+# -- refunds made outside the shop -------------------------------------------------------------
+
+EXTERNAL_REFUND_REASON = "made outside the shop (WeChat Pay merchant platform)"
+
+
+@dataclass(frozen=True)
+class ExternalRefund:
+    refund: Refund
+    applied: str  # APPLIED: recorded now; DUPLICATE: it was recorded before
+
+
+def refund_record_external(
+    *,
+    order: Order,
+    out_refund_no: str,
+    status: str,
+    refund_fee: int,
+    refund_id: str = "",
+    succeeded_at: datetime | None = None,
+    recv_account: str = "",
+) -> ExternalRefund:
+    """Record, once, a refund WeChat reports that the shop never asked for: one a person made
+    in the WeChat Pay merchant platform, whose ``out_refund_no`` is WeChat's own.
+
+    The money has gone back, so it is kept like any refund (it counts against what is left
+    to refund; a whole refund makes the order ``refunded``) and the order is flagged: what
+    it means for stock and books is for a person to decide.
+    """
+    if status not in REFUND_FINAL:
+        raise ValueError(f"not a final refund status: {status!r}")
+    if refund_fee < 1:
+        raise RefundAmountInvalid(f"refund_fee {refund_fee} is not a refund.")
+    with transaction.atomic():
+        # The order lock orders duplicates delivered at once: the second finds the first.
+        locked = Order.objects.select_for_update().get(pk=order.pk)
+        existing = Refund.objects.filter(out_refund_no=out_refund_no).first()
+        if existing is not None:
+            return ExternalRefund(existing, DUPLICATE)
+        refund = Refund.objects.create(
+            order=locked,
+            out_refund_no=out_refund_no,
+            refund_id=refund_id[:64],
+            refund_fee=refund_fee,
+            reason=EXTERNAL_REFUND_REASON,
+            status=Status.PROCESSING,
+            requested_by=None,
+        )
+        applied = refund_apply_result(
+            refund=refund,
+            status=status,
+            refund_id=refund_id,
+            succeeded_at=succeeded_at,
+            recv_account=recv_account,
+            refund_fee=refund_fee,
+        )
+        unpaid = "" if locked.has_payment else " The shop has no payment recorded for it."
+        order_flag(
+            order=locked,
+            reason=f"Refund {out_refund_no} ({yuan(refund_fee)}, {status}) was "
+            f"{EXTERNAL_REFUND_REASON}.{unpaid}",
+        )
+    logger.info(
+        "external refund recorded out_refund_no=%s out_trade_no=%s refund_fee=%s",
+        out_refund_no,
+        locked.out_trade_no,
+        refund_fee,
+    )
+    return ExternalRefund(refund, applied)

@@ -1,22 +1,25 @@
 import logging
+import re
 from collections.abc import Callable
 
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
-from drf_spectacular.utils import extend_schema, extend_schema_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from orders.selectors import order_get_for_user
 from orders.services import (
+    IdempotencyKeyReused,
     NotAShopper,
     OrderError,
     OrderLine,
     OutOfStock,
     ProductUnavailable,
     TotalFeeMismatch,
+    UnpaidLimitReached,
     order_create,
 )
 from payments.models import PaymentNotification
@@ -24,6 +27,8 @@ from payments.notify import notification_receive, refund_notification_receive
 from payments.services import OrderNotPayable, payment_client, payment_prepare
 from payments.wxpay import MAX_BODY_BYTES, WxPayError
 from shopsite.api import StrictSerializer, api_error, error_responses, wechat_pay_error
+from shopsite.client_ip import client_ip
+from shopsite.throttling import FailOpenScopedRateThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +57,18 @@ class PaymentParamsSerializer(serializers.Serializer):
     paySign = serializers.CharField()
 
 
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 class PaymentOrderApi(APIView):
-    """``POST /payment/order``: create an order (201) or pay an unpaid one again (200)."""
+    """``POST /payment/order``: create an order (201) or pay an unpaid one again (200).
+
+    A new order sent again with the same ``Idempotency-Key`` gets the first one (200).
+    """
+
+    # Per shopper: every request may be a unifiedorder call.
+    throttle_classes = (FailOpenScopedRateThrottle,)
+    throttle_scope = "order"
 
     @extend_schema_serializer(component_name="PaymentOrderInput")
     class InputSerializer(StrictSerializer):
@@ -89,16 +104,34 @@ class PaymentOrderApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                pattern=IDEMPOTENCY_KEY.pattern.join("^$"),
+                description=(
+                    "For a new order: a retry with the same key gets the same order (200) "
+                    "instead of a second one; the same key with other items is 409."
+                ),
+            )
+        ],
         responses={
             201: OutputSerializer,
             200: OutputSerializer,
-            **error_responses(400, 401, 403, 404, 409, 502, 503),
+            **error_responses(400, 401, 403, 404, 409, 429, 502, 503),
         },
     )
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
+            message = "Idempotency-Key must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -."
+            return api_error(
+                status.HTTP_400_BAD_REQUEST, message, errors={"Idempotency-Key": [message]}
+            )
         payment_client()  # fail with 503 before creating anything if WeChat Pay is not set up
         if "out_trade_no" in data:
             order = order_get_for_user(user=request.user, out_trade_no=data["out_trade_no"])
@@ -110,16 +143,19 @@ class PaymentOrderApi(APIView):
                 order = order_create(
                     user=request.user,
                     lines=[OrderLine(**line) for line in data["items"]],
-                    client_ip=request.META.get("REMOTE_ADDR") or "127.0.0.1",
+                    client_ip=client_ip(request) or "127.0.0.1",
                     expected_total_fee=data.get("total_fee"),
+                    idempotency_key=key or "",
                 )
             except OrderError as exc:
                 return api_error(
                     _ORDER_ERROR_STATUS[type(exc)],
                     str(exc),
                     total_fee=getattr(exc, "total_fee", None),
+                    out_trade_no=getattr(exc, "out_trade_no", None),
                 )
-            created = True
+            # A retry of a request that made its order: paid for as an existing order.
+            created = not order.replayed
         return self._prepay(order, created)
 
     @staticmethod
@@ -127,8 +163,15 @@ class PaymentOrderApi(APIView):
         try:
             params = payment_prepare(order=order)
         except OrderNotPayable as exc:
-            return api_error(status.HTTP_409_CONFLICT, str(exc), status=order.status)
+            return api_error(
+                status.HTTP_409_CONFLICT,
+                str(exc),
+                status=order.status,
+                out_trade_no=order.out_trade_no,
+            )
         except WxPayError as exc:
+            # Refusals, outages, and values the request cannot carry (WxPayRequestInvalid):
+            # the order stays unpaid and can be paid again later.
             return wechat_pay_error(
                 "WeChat Pay refused or is unavailable", exc, out_trade_no=order.out_trade_no
             )
@@ -143,6 +186,8 @@ _ORDER_ERROR_STATUS = {
     TotalFeeMismatch: status.HTTP_409_CONFLICT,
     OutOfStock: status.HTTP_409_CONFLICT,
     NotAShopper: status.HTTP_403_FORBIDDEN,
+    UnpaidLimitReached: status.HTTP_409_CONFLICT,
+    IdempotencyKeyReused: status.HTTP_409_CONFLICT,
 }
 
 
@@ -164,7 +209,7 @@ def _notify_reply(request, receive: Callable[..., PaymentNotification]) -> HttpR
     """SUCCESS only once the result is committed: ``receive`` returns after the commit."""
     body = request.read(MAX_BODY_BYTES + 1)
     try:
-        notification = receive(body=body, remote_addr=request.META.get("REMOTE_ADDR"))
+        notification = receive(body=body, remote_addr=client_ip(request) or None)
     except Exception:
         # Not even the ledger row could be written (database down?). Answer FAIL so
         # WeChat retries, and keep the evidence in the log: a notify holds no secret

@@ -51,6 +51,13 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = [h.strip() for h in env("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",")]
 
+# How many reverse proxies of ours stand in front of gunicorn, each appending to
+# X-Forwarded-For (DEPLOY.md's nginx: 1). 0 ignores the header, which any client can
+# write, and takes REMOTE_ADDR (shopsite/client_ip.py).
+TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)
+if TRUSTED_PROXIES < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXIES must be 0 or more.")
+
 INSTALLED_APPS = [
     # django.contrib.admin with the shop's site as admin.site: a dashboard on the index.
     "shopsite.apps.ShopAdminConfig",
@@ -135,6 +142,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# Variables marked sensitive (secrets, session_keys, tokens) stay hidden in error reports
+# even with DEBUG on (shopsite/error_reports.py).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "shopsite.error_reports.AlwaysSafeExceptionReporterFilter"
+
 LANGUAGE_CODE = env("LANGUAGE_CODE", "en-us")
 LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
 # The project's own translations (admin labels, dashboard): locale/zh_Hans/LC_MESSAGES.
@@ -156,6 +167,12 @@ if REDIS_URL:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
+            # A Redis that is down or hung must cost a request half a second at most,
+            # not a worker: the throttles then let the request through (shopsite/throttling.py).
+            "OPTIONS": {
+                "socket_connect_timeout": env_int("REDIS_CONNECT_TIMEOUT_MS", 500) / 1000,
+                "socket_timeout": env_int("REDIS_TIMEOUT_MS", 500) / 1000,
+            },
         }
     }
 else:
@@ -169,7 +186,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "EXCEPTION_HANDLER": "shopsite.api.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"login": env("LOGIN_THROTTLE_RATE", "20/min")},
+    "DEFAULT_THROTTLE_RATES": {
+        "login": env("LOGIN_THROTTLE_RATE", "20/min"),
+        # POST /payment/order per shopper: each may be a unifiedorder call.
+        "order": env("ORDER_THROTTLE_RATE", "30/min"),
+    },
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
@@ -218,6 +239,15 @@ WECHAT_TIMEOUT = (
 ORDER_TTL_MINUTES = env_int("ORDER_TTL_MINUTES", 30)
 if ORDER_TTL_MINUTES < 5:
     raise ImproperlyConfigured("ORDER_TTL_MINUTES must be at least 5 (WeChat's minimum).")
+# What one shopper's unpaid orders may hold at once: they reserve stock for
+# ORDER_TTL_MINUTES and each is a unifiedorder call, so without a cap one WeChat account
+# could hold all finite stock. Paying or closing an order makes room.
+ORDER_MAX_UNPAID_PER_SHOPPER = env_int("ORDER_MAX_UNPAID_PER_SHOPPER", 5)
+ORDER_MAX_UNPAID_UNITS_PER_SHOPPER = env_int("ORDER_MAX_UNPAID_UNITS_PER_SHOPPER", 200)
+if ORDER_MAX_UNPAID_PER_SHOPPER < 1 or ORDER_MAX_UNPAID_UNITS_PER_SHOPPER < 1:
+    raise ImproperlyConfigured(
+        "ORDER_MAX_UNPAID_PER_SHOPPER and ORDER_MAX_UNPAID_UNITS_PER_SHOPPER must be at least 1."
+    )
 
 # Production hardening behind a TLS-terminating proxy.
 if env_bool("DJANGO_HTTPS"):

@@ -31,6 +31,10 @@ SERVER_ENV = {
     "WECHAT_READ_TIMEOUT_MS": "2000",
     # Every test phone logs in from 127.0.0.1; the throttle has unit tests of its own.
     "LOGIN_THROTTLE_RATE": "10000/min",
+    # Some tests leave more unpaid orders than a shopper may hold; the caps and the order
+    # throttle have unit tests of their own (tests/orders/test_order_create_limits.py).
+    "ORDER_MAX_UNPAID_PER_SHOPPER": "50",
+    "ORDER_THROTTLE_RATE": "10000/min",
 }
 
 

@@ -5,12 +5,18 @@ Safe from cron on several machines at once: each order is claimed for a while wi
 conditional UPDATE before WeChat is asked, and every change it makes is idempotent.
 Refunds are not claimed: sending one again reuses its ``out_refund_no`` (refunded once,
 sheet §7.1) and its result is applied exactly once, so two runs only cost a query.
+
+One bad order or refund (bad stored data, a database error, missing settings) fails
+alone: it is logged with its traceback and counted as "failed: <error>", the run goes on,
+and exits non-zero after the summary so cron reports it. WeChat being down or refusing is
+not a failure of the run: those are counted as "WeChat error" and tried again next time.
 """
 
+import logging
 from collections import Counter
 from datetime import timedelta
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from orders.selectors import orders_to_reconcile
 from orders.services import order_claim_for_reconcile
@@ -19,9 +25,12 @@ from payments.selectors import refunds_to_reconcile
 from payments.wxpay import WxPayError
 from shopsite.wechat import WeChatNotConfigured
 
+logger = logging.getLogger(__name__)
+
 # A long run says how far it got on stderr, every this many orders (or refunds), so a cron
 # log or a terminal shows it is alive; stdout keeps only the summary.
 PROGRESS_EVERY = 50
+FAILED = "failed: "
 
 
 class Command(BaseCommand):
@@ -54,14 +63,17 @@ class Command(BaseCommand):
             orders_to_reconcile(older_than=timedelta(minutes=min_age_minutes), limit=limit)
         )
         for n, order in enumerate(candidates, start=1):
-            if not order_claim_for_reconcile(order=order, seconds=claim_seconds):
-                summary["taken by another run"] += 1
-                continue
             try:
+                if not order_claim_for_reconcile(order=order, seconds=claim_seconds):
+                    summary["taken by another run"] += 1
+                    continue
                 action = order_reconcile(order=order)
             except WxPayError as exc:
                 action = f"WeChat error ({type(exc).__name__})"
                 self.stderr.write(f"{order.out_trade_no}: {exc}")
+            except Exception as exc:
+                # Anything else is ours (data, database, settings): this order fails alone.
+                action = self._failed(exc, "order out_trade_no", order.out_trade_no)
             summary[action] += 1
             if verbosity > 1:
                 self.stdout.write(f"[{n}/{len(candidates)}] {order.out_trade_no}: {action}")
@@ -71,6 +83,9 @@ class Command(BaseCommand):
         self.stdout.write(f"reconcile_orders: {refunds} refunds looked at")
         for action, count in sorted(summary.items()):
             self.stdout.write(f"  {count:6d}  {action}")
+        failed = sum(count for action, count in summary.items() if action.startswith(FAILED))
+        if failed:
+            raise CommandError(f"{failed} failed; their tracebacks are in the log.")
 
     def _refunds(self, summary: Counter, older_than: timedelta, limit: int, verbosity: int) -> int:
         candidates = list(refunds_to_reconcile(older_than=older_than, limit=limit))
@@ -80,11 +95,22 @@ class Command(BaseCommand):
             except (WxPayError, WeChatNotConfigured) as exc:
                 action = f"refund: WeChat error ({type(exc).__name__})"
                 self.stderr.write(f"{refund.out_refund_no}: {exc}")
+            except Exception as exc:
+                action = self._failed(exc, "refund out_refund_no", refund.out_refund_no)
             summary[action] += 1
             if verbosity > 1:
                 self.stdout.write(f"[{n}/{len(candidates)}] {refund.out_refund_no}: {action}")
             self._progress(n, len(candidates), "refunds", verbosity)
         return len(candidates)
+
+    def _failed(self, exc: Exception, what: str, number: str) -> str:
+        """Log one item's failure with its traceback; the summary line it counts under.
+
+        Only our own numbers and the exception are logged: no request, no key.
+        """
+        logger.exception("reconcile failed for %s=%s", what, number)
+        self.stderr.write(f"{number}: failed ({type(exc).__name__})")
+        return f"{FAILED}{type(exc).__name__}"
 
     def _progress(self, done: int, total: int, what: str, verbosity: int) -> None:
         if verbosity > 0 and done % PROGRESS_EVERY == 0 and done < total:
