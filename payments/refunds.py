@@ -29,7 +29,13 @@ from orders.services import order_flag, order_mark_refunded
 from payments.models import REFUND_FINAL, Refund
 from payments.selectors import order_refund_totals
 from payments.services import payment_client
-from payments.wxpay import WxPayBusinessError, WxPayClient, WxPayError, format_wx_time
+from payments.wxpay import (
+    WxPayBusinessError,
+    WxPayClient,
+    WxPayError,
+    WxPayRequestInvalid,
+    format_wx_time,
+)
 from shopsite.money import yuan
 from shopsite.wechat import REFUND_SETTINGS, require_settings
 
@@ -228,6 +234,10 @@ def refund_submit(*, refund: Refund) -> Refund:
     except WxPayBusinessError as exc:
         # SYSTEMERROR, BIZERR_NEED_RETRY, rate limits: "retry with identical parameters".
         _refund_update(refund, last_error=_error_text(exc), to_failed=not exc.retryable)
+    except WxPayRequestInvalid as exc:
+        # Nothing was sent and the same request can never be sent (a reason stored before
+        # control characters were refused): refused for good, not retried every run.
+        _refund_update(refund, last_error=_error_text(exc), to_failed=True)
     except WxPayError as exc:
         # No trustworthy answer (network, HTTP, signature, return_code=FAIL, certificate).
         _refund_update(refund, last_error=_error_text(exc))

@@ -14,6 +14,7 @@ from django.core.management import CommandError, call_command
 from orders.models import Order
 from payments.models import Refund
 from payments.refunds import refund_create
+from payments.selectors import order_refund_totals
 from tests.factories import make_order, make_paid_order
 
 pytestmark = pytest.mark.django_db
@@ -120,9 +121,12 @@ def test_a_refund_reason_with_an_escape_sequence_does_not_block_later_refunds(pa
     assert [c["out_refund_no"] for c in wxpay.calls("/secapi/pay/refund")] == [later.out_refund_no]
     assert Refund.objects.get(pk=later.pk).status == "processing"
     poisoned.refresh_from_db()
-    assert poisoned.status == "pending"
+    # It can never be sent as stored: refused for good (its amount is refundable again),
+    # not retried on every run.
+    assert poisoned.status == "failed"
     assert "WxPayRequestInvalid" in poisoned.last_error
     assert "reconcile_orders: 2 refunds looked at" in out
+    assert order_refund_totals(order=paid).refundable == paid.total_fee - 200
 
 
 def test_a_refund_that_raises_fails_alone(paid, wxpay, caplog):
