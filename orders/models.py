@@ -235,6 +235,14 @@ class OrderItem(models.Model):
         _("unit price (fen)"), help_text=_("As it was when ordered.")
     )
     quantity = models.PositiveIntegerField(_("quantity"))
+    # Units are taken from stock only for products with limited stock at the time of the
+    # order; closing gives back only what was taken, even if the product changed since.
+    stock_reserved = models.BooleanField(
+        _("stock reserved"),
+        default=True,
+        editable=False,
+        help_text=_("Its units were taken from the product's stock when ordered."),
+    )
 
     class Meta:
         ordering = ["pk"]

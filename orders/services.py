@@ -178,6 +178,7 @@ def _order_create_once(
             product_name=by_id[pid].name,
             unit_price=by_id[pid].price,
             quantity=quantity,
+            stock_reserved=by_id[pid].stock is not None,
         )
         for pid, quantity in lines.items()
     )
@@ -414,7 +415,8 @@ def order_close_local(*, order: Order, pending_at_wechat: bool = False) -> bool:
 
 def _stock_return(*, order: Order) -> None:
     # Products in primary-key order, as order_create locks them.
-    for item in order.items.filter(product__stock__isnull=False).order_by("product_id"):
+    reserved = order.items.filter(stock_reserved=True, product__stock__isnull=False)
+    for item in reserved.order_by("product_id"):
         Product.objects.filter(pk=item.product_id, stock__isnull=False).update(
             stock=F("stock") + item.quantity
         )
