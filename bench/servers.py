@@ -27,8 +27,16 @@ from bench.config import (
 from demo.stack import ShopServer, Simulator, _stop, free_port, wait_for
 
 # Bench-only settings of our server: every shopper logs in from 127.0.0.1, so the
-# per-IP login throttle (20/min) is lifted; everything else is the production default.
-OUR_ENV = {"DJANGO_SECRET_KEY": SECRET_KEY, "LOGIN_THROTTLE_RATE": "1000000/min"}
+# per-IP login throttle (20/min) is lifted, and the load places many orders per shopper,
+# so the per-shopper order throttle and unpaid-order caps are too; everything else is
+# the production default.
+OUR_ENV = {
+    "DJANGO_SECRET_KEY": SECRET_KEY,
+    "LOGIN_THROTTLE_RATE": "1000000/min",
+    "ORDER_THROTTLE_RATE": "1000000/min",
+    "ORDER_MAX_UNPAID_PER_SHOPPER": "1000000",
+    "ORDER_MAX_UNPAID_UNITS_PER_SHOPPER": "1000000",
+}
 
 
 def start_simulator(log_dir: Path) -> Simulator:

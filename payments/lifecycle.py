@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from orders.models import Order
 from orders.services import (
@@ -66,6 +67,9 @@ class CloseResult:
     closed: bool  # False: it turned out paid, or WeChat says so and it stays open, flagged
 
 
+# Every frame below holds the API key while signing or verifying: hidden from error
+# reports (shopsite/error_reports.py).
+@sensitive_variables()
 def order_close(*, order: Order) -> CloseResult:
     """Close an unpaid order for its owner or staff, at WeChat too when it can be.
 
@@ -175,6 +179,7 @@ def _apply_trade(order: Order, trade: TradeQuery) -> str:
     return outcome
 
 
+@sensitive_variables()
 def order_reconcile(*, order: Order) -> str:
     """Bring one order in line with WeChat; returns what was done, for the summary.
 
@@ -243,6 +248,7 @@ def _reconcile_refunds(order: Order) -> str:
     return "; ".join(actions) or "nothing to do"
 
 
+@sensitive_variables()
 def refund_reconcile(*, refund: Refund, query_after: timedelta = REFUND_QUERY_AFTER) -> str:
     """Bring one refund in line with WeChat; returns what was done, for the summary.
 

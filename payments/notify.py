@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from django.db import DatabaseError, transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from orders.models import Order
 from orders.services import MAX_TOTAL_FEE
@@ -65,16 +66,21 @@ class NotReprocessable(Exception):
     pass
 
 
+# Every frame below holds the API key while signing or verifying: hidden from error
+# reports (shopsite/error_reports.py).
+@sensitive_variables()
 def notification_receive(*, body: bytes, remote_addr: str | None) -> PaymentNotification:
     """Record and process one payment notify; the row's ``replied`` says what to answer."""
     return _receive(body, remote_addr, PaymentNotification.Kind.PAYMENT, _process)
 
 
+@sensitive_variables()
 def refund_notification_receive(*, body: bytes, remote_addr: str | None) -> PaymentNotification:
     """Record and process one refund notify; the row's ``replied`` says what to answer."""
     return _receive(body, remote_addr, PaymentNotification.Kind.REFUND, _process_refund)
 
 
+@sensitive_variables()
 def notification_reprocess(*, notification: PaymentNotification) -> PaymentNotification:
     """Process a stored notification's body again, as if WeChat had just sent it.
 

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import User
 from orders.models import Order
@@ -209,6 +210,9 @@ def _check_refundable(order: Order, refund_fee: int) -> None:
 # -- submit ------------------------------------------------------------------------------------
 
 
+# Every frame below holds the API key while signing or verifying: hidden from error
+# reports (shopsite/error_reports.py).
+@sensitive_variables()
 def refund_submit(*, refund: Refund) -> Refund:
     """Send a pending refund to WeChat; returns it with its new status.
 

@@ -12,6 +12,7 @@ from functools import lru_cache
 
 from django.conf import settings
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from orders.models import Order
 from orders.services import (
@@ -58,6 +59,9 @@ def payment_client(*, sign_type: str | None = None) -> WxPayClient:
     )
 
 
+# Every frame below holds the API key while signing or verifying: hidden from error
+# reports (shopsite/error_reports.py).
+@sensitive_variables()
 def payment_prepare(*, order: Order) -> dict[str, str]:
     """The signed ``wx.requestPayment`` parameters for an unpaid order.
 
