@@ -7,8 +7,8 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.tokens import token_issue
-from accounts.wxlogin import WxLoginClient, WxLoginConfig
-from shopsite.wechat import LOGIN_SETTINGS, require_settings
+from core.config import LOGIN_SETTINGS, require_settings
+from wechat.miniprogram import WxLoginClient, WxLoginConfig
 
 
 @lru_cache(maxsize=4)

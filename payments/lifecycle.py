@@ -19,7 +19,7 @@ from orders.services import order_clear_close_pending, order_close_local, order_
 from payments.models import REFUND_OPEN, Refund
 from payments.refunds import STATUS_FROM_WECHAT, refund_apply_result, refund_submit
 from payments.services import PaymentFields, payment_apply, payment_client
-from payments.wxpay import OrderClosed, OrderNotExist, OrderPaid, TradeQuery
+from wechat.pay_v2 import OrderClosed, OrderNotExist, OrderPaid, TradeQuery
 
 logger = logging.getLogger(__name__)
 

@@ -22,14 +22,14 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import User
+from core.config import REFUND_SETTINGS, require_settings
+from core.money import yuan
 from orders.models import Order
 from orders.services import order_flag, order_mark_refunded
 from payments.models import REFUND_FINAL, Refund
 from payments.selectors import order_refund_totals
 from payments.services import payment_client
-from payments.wxpay import WxPayBusinessError, WxPayClient, WxPayError, format_wx_time
-from shopsite.money import yuan
-from shopsite.wechat import REFUND_SETTINGS, require_settings
+from wechat.pay_v2 import WxPayBusinessError, WxPayClient, WxPayError, format_wx_time
 
 logger = logging.getLogger(__name__)
 

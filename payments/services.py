@@ -13,11 +13,11 @@ from functools import lru_cache
 from django.conf import settings
 from django.utils import timezone
 
+from core.config import PAY_SETTINGS, require_settings
 from orders.models import Order
 from orders.services import order_flag, order_mark_paid, order_set_prepay
 from payments.models import PaymentNotification
-from payments.wxpay import WxPayClient, WxPayConfig
-from shopsite.wechat import PAY_SETTINGS, require_settings
+from wechat.pay_v2 import WxPayClient, WxPayConfig
 
 logger = logging.getLogger(__name__)
 

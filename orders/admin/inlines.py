@@ -4,10 +4,11 @@ from django.contrib import admin
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
+from core.display import moment
+from core.money import yuan
 from orders.models import OrderItem
+from payments.admin_display import outcome_badge, refund_status_badge
 from payments.models import PaymentNotification, Refund
-from shopsite.admin_display import moment, outcome_badge, refund_status_badge
-from shopsite.money import yuan
 
 
 class ReadOnlyInline(admin.TabularInline):

@@ -4,16 +4,17 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from core.config import WeChatNotConfigured
+from core.display import moment
+from core.money import yuan
+from orders.admin.display import order_status_badge
 from orders.admin.export import ExportAdminMixin
 from orders.admin.inlines import NotificationInline, OrderItemInline, RefundInline
 from orders.admin.refund import RefundAdminMixin
 from orders.models import Order
 from payments.lifecycle import OrderNotClosable, order_close, order_reconcile
 from payments.selectors import order_refund_totals
-from payments.wxpay import WxPayError
-from shopsite.admin_display import moment, order_status_badge
-from shopsite.money import yuan
-from shopsite.wechat import WeChatNotConfigured
+from wechat.pay_v2 import WxPayError
 
 # Each order of an action is a synchronous call to WeChat: keep one request short.
 MAX_ORDERS_PER_ACTION = 20

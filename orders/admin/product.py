@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
+from core.money import yuan
 from orders.models import Product
-from shopsite.money import yuan
 
 
 @admin.register(Product)

@@ -12,12 +12,12 @@ from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from core.config import WeChatNotConfigured
+from core.money import fen_from_yuan, yuan
 from orders.models import Order
 from payments.models import Refund
 from payments.refunds import RefundError, refund_create, refund_submit
 from payments.selectors import order_refund_totals
-from shopsite.money import fen_from_yuan, yuan
-from shopsite.wechat import WeChatNotConfigured
 
 
 def yuan_decimal(fen: int) -> str:

@@ -12,12 +12,12 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand
 
+from core.config import WeChatNotConfigured
 from orders.selectors import orders_to_reconcile
 from orders.services import order_claim_for_reconcile
 from payments.lifecycle import order_reconcile, refund_reconcile
 from payments.selectors import refunds_to_reconcile
-from payments.wxpay import WxPayError
-from shopsite.wechat import WeChatNotConfigured
+from wechat.pay_v2 import WxPayError
 
 # A long run says how far it got on stderr, every this many orders (or refunds), so a cron
 # log or a terminal shows it is alive; stdout keeps only the summary.
