@@ -33,7 +33,6 @@ from .xml import from_xml, to_xml
 logger = logging.getLogger("wechat.pay_v2")
 
 _SUCCESS = "SUCCESS"
-_FAIL = "FAIL"
 _HEADERS = {"Content-Type": "text/xml; charset=utf-8"}
 _POOL_SIZE = 10
 
