@@ -10,8 +10,8 @@ from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import User
 from accounts.tokens import token_issue
-from accounts.wxlogin import WxLoginClient, WxLoginConfig
-from shopsite.wechat import LOGIN_SETTINGS, require_settings
+from core.config import LOGIN_SETTINGS, require_settings
+from wechat.miniprogram import WxLoginClient, WxLoginConfig
 
 
 @lru_cache(maxsize=4)

@@ -5,10 +5,10 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import wxlogin
 from accounts.services import user_login_with_code
-from shopsite.api import StrictSerializer, api_error, error_responses
-from shopsite.throttling import FailOpenScopedRateThrottle
+from core.api import StrictSerializer, api_error, error_responses
+from core.throttling import FailOpenScopedRateThrottle
+from wechat import miniprogram
 
 
 # The login code and the token we answer with are credentials (the code for a few
@@ -45,19 +45,19 @@ class LoginApi(APIView):
         serializer.is_valid(raise_exception=True)
         try:
             result = user_login_with_code(code=serializer.validated_data["code"])
-        except wxlogin.InvalidCode as exc:
+        except miniprogram.InvalidCode as exc:
             return api_error(
                 status.HTTP_400_BAD_REQUEST,
                 "The login code is invalid, expired or already used; call wx.login() again.",
                 errcode=exc.errcode,
             )
-        except wxlogin.RateLimited as exc:
+        except miniprogram.RateLimited as exc:
             return api_error(
                 status.HTTP_429_TOO_MANY_REQUESTS,
                 "WeChat is rate-limiting logins for this user; try again in a minute.",
                 errcode=exc.errcode,
             )
-        except wxlogin.WeChatUnavailable as exc:
+        except miniprogram.WeChatUnavailable as exc:
             return api_error(
                 status.HTTP_502_BAD_GATEWAY, "WeChat login is unavailable.", errcode=exc.errcode
             )

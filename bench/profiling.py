@@ -52,7 +52,7 @@ CATEGORIES: list[tuple[str, Matcher]] = [
     ("PostgreSQL: new connection + session setup", _on_stack(r"^BaseDatabaseWrapper\.connect ")),
     ("PostgreSQL: closing the connection", _on_stack(r"^DatabaseWrapper\._close ")),
     ("Python: XML parse", _on_stack(r"^(from_xml \(payments|parse \(xmltodict)")),
-    ("Python: signature", _on_stack(r"\((payments/wxpay/signing|wechatpy/pay/utils)\.py")),
+    ("Python: signature", _on_stack(r"\((wechat/pay_v2/signing|wechatpy/pay/utils)\.py")),
     ("Python: logging", _on_stack(r"\(logging/__init__\.py")),
     ("Python: ORM (building SQL, models)", _on_stack(r"\(django/db/")),
     ("Python: gunicorn (accept, read, write)", lambda f: not _on_stack(IN_DJANGO_RE)(f)),
@@ -141,7 +141,7 @@ def micro() -> dict[str, float]:
     from wechatpy.pay import WeChatPay
     from xmltodict import parse
 
-    from payments.wxpay import from_xml, verify
+    from wechat.pay_v2 import from_xml, verify
 
     body = notify_body(Payment("Bmicro0001", 4500, "o-micro", "4200000001"), ACCOUNT)
     fields = from_xml(body)

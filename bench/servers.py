@@ -24,7 +24,7 @@ from bench.config import (
     SECRET_KEY,
     database_url,
 )
-from demo.stack import ShopServer, Simulator, _stop, free_port, wait_for
+from demo.stack import ShopServer, Simulator, free_port, stop_process, wait_for
 
 # Bench-only settings of our server: every shopper logs in from 127.0.0.1, so the
 # per-IP login throttle (20/min) is lifted, and the load places many orders per shopper,
@@ -100,7 +100,7 @@ class PeerServer:
         return self
 
     def stop(self) -> None:
-        _stop(self.process)
+        stop_process(self.process)
 
 
 def peer_env() -> dict[str, str]:

@@ -17,9 +17,9 @@ import subprocess
 import sys
 import time
 
+from core.money import yuan
 from demo.miniprogram import FlowError, MiniProgram
 from demo.stack import ROOT, ShopServer, Simulator, WeChatAccount, free_port
-from shopsite.money import yuan
 
 DATABASE_URL = f"sqlite:///{ROOT / 'db.sqlite3'}"
 LOG_DIR = ROOT / "var"

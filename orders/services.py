@@ -13,8 +13,8 @@ from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from accounts.models import User
+from core.times import compact_timestamp
 from orders.models import Order, OrderItem, Product
-from payments.wxpay import format_wx_time
 
 logger = logging.getLogger(__name__)
 
@@ -248,7 +248,7 @@ def out_trade_no_new(now: datetime) -> str:
     72 random bits make a clash between processes practically impossible; the unique
     constraint and ``order_create``'s retry cover the rest.
     """
-    return format_wx_time(now) + secrets.token_hex(9)
+    return compact_timestamp(now) + secrets.token_hex(9)
 
 
 def _order_body(*, names: list[str]) -> str:

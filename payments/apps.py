@@ -6,5 +6,3 @@ class PaymentsConfig(AppConfig):
     name = "payments"
     verbose_name = _("Payments")
 
-    def ready(self) -> None:
-        from shopsite import checks  # noqa: F401  (registers the WeChat settings check)

@@ -29,7 +29,7 @@ from orders.services import (
 from payments.models import REFUND_OPEN, PaymentNotification, Refund
 from payments.refunds import STATUS_FROM_WECHAT, refund_apply_result, refund_submit
 from payments.services import PaymentFields, payment_apply, payment_client
-from payments.wxpay import OrderClosed, OrderNotExist, OrderPaid, TradeQuery, WxPayError
+from wechat.pay_v2 import OrderClosed, OrderNotExist, OrderPaid, TradeQuery, WxPayError
 
 logger = logging.getLogger(__name__)
 

@@ -247,8 +247,6 @@ class Refund(models.Model):
         return self.out_refund_no
 
 
-# Refunds still waiting for WeChat's verdict, the verdicts, and those whose amount is spoken
-# for: everything but what refunded nothing (failed, closed) counts against the order total.
+# Refunds still waiting for WeChat's verdict, and WeChat's final verdicts.
 REFUND_OPEN = (Refund.Status.PENDING, Refund.Status.PROCESSING)
 REFUND_FINAL = (Refund.Status.SUCCESS, Refund.Status.CLOSED, Refund.Status.ABNORMAL)
-REFUND_RESERVING = (*REFUND_OPEN, Refund.Status.SUCCESS, Refund.Status.ABNORMAL)

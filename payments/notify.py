@@ -29,7 +29,7 @@ from orders.services import MAX_TOTAL_FEE
 from payments import refunds
 from payments.models import PaymentNotification, Refund
 from payments.services import PaymentFields, payment_apply, payment_client
-from payments.wxpay import (
+from wechat.pay_v2 import (
     MAX_BODY_BYTES,
     ReqInfoError,
     WxPayClient,

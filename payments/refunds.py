@@ -25,20 +25,20 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import User
+from core.config import REFUND_SETTINGS, require_settings
+from core.money import yuan
 from orders.models import Order
 from orders.services import order_flag, order_mark_refunded
 from payments.models import REFUND_FINAL, Refund
 from payments.selectors import order_refund_totals
 from payments.services import payment_client
-from payments.wxpay import (
+from wechat.pay_v2 import (
     WxPayBusinessError,
     WxPayClient,
     WxPayError,
     WxPayRequestInvalid,
     format_wx_time,
 )
-from shopsite.money import yuan
-from shopsite.wechat import REFUND_SETTINGS, require_settings
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ def refund_create(
 
 
 REQUEST_KEY_MAX_CHARS = 64  # Refund.request_key
-# Characters XML 1.0 cannot carry at all (as payments.wxpay.xml refuses them).
+# Characters XML 1.0 cannot carry at all (as wechat.pay_v2.xml refuses them).
 _XML_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from core.config import PAY_SETTINGS, require_settings
 from orders.models import Order
 from orders.services import (
     order_flag,
@@ -22,8 +23,7 @@ from orders.services import (
     order_set_prepay,
 )
 from payments.models import PaymentNotification
-from payments.wxpay import WxPayClient, WxPayConfig
-from shopsite.wechat import PAY_SETTINGS, require_settings
+from wechat.pay_v2 import WxPayClient, WxPayConfig
 
 logger = logging.getLogger(__name__)
 

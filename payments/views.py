@@ -7,9 +7,13 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api import StrictSerializer, api_error, error_responses
+from core.client_ip import client_ip
+from core.throttling import FailOpenScopedRateThrottle
 from orders.selectors import order_get_for_user
 from orders.services import (
     IdempotencyKeyReused,
@@ -22,13 +26,12 @@ from orders.services import (
     UnpaidLimitReached,
     order_create,
 )
+from orders.views import OrderOutputSerializer
+from payments.lifecycle import OrderNotClosable, order_close
 from payments.models import PaymentNotification
 from payments.notify import notification_receive, refund_notification_receive
 from payments.services import OrderNotPayable, payment_client, payment_prepare
-from payments.wxpay import MAX_BODY_BYTES, WxPayError
-from shopsite.api import StrictSerializer, api_error, error_responses, wechat_pay_error
-from shopsite.client_ip import client_ip
-from shopsite.throttling import FailOpenScopedRateThrottle
+from wechat.pay_v2 import MAX_BODY_BYTES, WxPayBusinessError, WxPayError
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +192,44 @@ _ORDER_ERROR_STATUS = {
     UnpaidLimitReached: status.HTTP_409_CONFLICT,
     IdempotencyKeyReused: status.HTTP_409_CONFLICT,
 }
+
+
+class OrderCloseApi(APIView):
+    """``POST /orders/<out_trade_no>/close``: the owner gives up an unpaid order."""
+
+    @extend_schema(
+        request=None,
+        responses={200: OrderOutputSerializer, **error_responses(401, 404, 409, 502, 503)},
+    )
+    def post(self, request, out_trade_no: str):
+        order = order_get_for_user(user=request.user, out_trade_no=out_trade_no)
+        if order is None:
+            raise NotFound("No such order.")
+        try:
+            result = order_close(order=order)
+        except OrderNotClosable as exc:
+            return api_error(status.HTTP_409_CONFLICT, str(exc), status=exc.status)
+        except WxPayError as exc:
+            return wechat_pay_error("WeChat Pay could not close the order", exc)
+        if not result.closed:
+            # "paid": the payment is recorded; "unpaid": WeChat says paid but it is not
+            # settled yet, so the order stays open for staff and reconciliation.
+            return api_error(
+                status.HTTP_409_CONFLICT,
+                "WeChat reports the order paid meanwhile; it cannot be closed.",
+                status=result.order.status,
+            )
+        return Response(OrderOutputSerializer(result.order).data)
+
+
+def wechat_pay_error(message: str, exc: WxPayError, **extra) -> Response:
+    """502 for WeChat Pay refusing or failing, with its err_code when it gave one."""
+    return api_error(
+        status.HTTP_502_BAD_GATEWAY,
+        f"{message}: {exc}",
+        err_code=exc.err_code if isinstance(exc, WxPayBusinessError) else None,
+        **extra,
+    )
 
 
 @csrf_exempt

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
-from shopsite.wechat import LOGIN_SETTINGS, PAY_SETTINGS, REFUND_SETTINGS, missing_settings
+from core.config import LOGIN_SETTINGS, PAY_SETTINGS, REFUND_SETTINGS, missing_settings
 
 
 @register()

@@ -10,20 +10,19 @@ from datetime import date, datetime, time, timedelta
 from urllib.parse import urlencode
 
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from accounts.models import User
+from core.money import yuan
+from core.times import shop_timezone, shop_today
 from orders.models import Order
 from orders.selectors import SOLD, DayRevenue, order_revenue_by_day
+from payments.badges import outcome_badge
 from payments.models import PaymentNotification
 from payments.selectors import notifications_latest
-from payments.wxpay import BEIJING
-from shopsite.admin_display import outcome_badge
-from shopsite.money import yuan
 
 CHART_DAYS = 14
 WEEK_DAYS = 7
@@ -92,9 +91,9 @@ def dashboard_for(user: User, *, today: date | None = None) -> Dashboard | None:
     """The dashboard for this staff member; None without the permission to see orders."""
     if not user.has_perm("orders.view_order"):
         return None
-    today = today or timezone.now().astimezone(BEIJING).date()
+    today = today or shop_today()
     days = order_revenue_by_day(
-        first=today - timedelta(days=CHART_DAYS - 1), last=today, tz=BEIJING
+        first=today - timedelta(days=CHART_DAYS - 1), last=today, tz=shop_timezone()
     )
     show_notifications = user.has_perm("payments.view_paymentnotification")
     return Dashboard(
@@ -121,7 +120,7 @@ def _period(days: list[DayRevenue]) -> Period:
 
 def _midnight(day: date) -> str:
     # With its offset: a bare date would be read in the server's time zone, and warned about.
-    return datetime.combine(day, time.min, tzinfo=BEIJING).isoformat()
+    return datetime.combine(day, time.min, tzinfo=shop_timezone()).isoformat()
 
 
 def _orders_url(**filters: str) -> str:

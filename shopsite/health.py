@@ -3,7 +3,7 @@ from django.db import DatabaseError, connection
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
-from shopsite.throttling import CACHE_ERRORS
+from core.throttling import CACHE_ERRORS
 
 _PROBE_KEY = "healthz:probe"
 

@@ -53,7 +53,7 @@ ALLOWED_HOSTS = [h.strip() for h in env("DJANGO_ALLOWED_HOSTS", "localhost,127.0
 
 # How many reverse proxies of ours stand in front of gunicorn, each appending to
 # X-Forwarded-For (DEPLOY.md's nginx: 1). 0 ignores the header, which any client can
-# write, and takes REMOTE_ADDR (shopsite/client_ip.py).
+# write, and takes REMOTE_ADDR (core/client_ip.py).
 TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)
 if TRUSTED_PROXIES < 0:
     raise ImproperlyConfigured("TRUSTED_PROXIES must be 0 or more.")
@@ -168,7 +168,7 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             # A Redis that is down or hung must cost a request half a second at most,
-            # not a worker: the throttles then let the request through (shopsite/throttling.py).
+            # not a worker: the throttles then let the request through (core/throttling.py).
             "OPTIONS": {
                 "socket_connect_timeout": env_int("REDIS_CONNECT_TIMEOUT_MS", 500) / 1000,
                 "socket_timeout": env_int("REDIS_TIMEOUT_MS", 500) / 1000,
@@ -185,7 +185,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
-    "EXCEPTION_HANDLER": "shopsite.api.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "login": env("LOGIN_THROTTLE_RATE", "20/min"),
         # POST /payment/order per shopper: each may be a unifiedorder call.

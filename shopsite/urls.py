@@ -3,8 +3,8 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.views import LoginApi
-from orders.views import OrderCloseApi, OrderDetailApi, OrderListApi
-from payments.views import PaymentOrderApi, refundnotify, wxnotify
+from orders.views import OrderDetailApi, OrderListApi
+from payments.views import OrderCloseApi, PaymentOrderApi, refundnotify, wxnotify
 from shopsite.health import healthz
 
 # No trailing slashes (DESIGN §4).
@@ -24,6 +24,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
-handler400 = "shopsite.api.json_bad_request"
-handler404 = "shopsite.api.json_not_found"
-handler500 = "shopsite.api.json_server_error"
+handler400 = "core.api.json_bad_request"
+handler404 = "core.api.json_not_found"
+handler500 = "core.api.json_server_error"

@@ -1,4 +1,4 @@
-"""WeChat's side of the wire, written independently of ``payments.wxpay``.
+"""WeChat's side of the wire, written independently of ``wechat.pay_v2``.
 
 Tests sign, encode, encrypt and parse with these few lines straight from the protocol
 sheet (§2, §7.3, §13) so that a bug in the production code makes tests fail instead of

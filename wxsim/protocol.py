@@ -1,6 +1,6 @@
 """WeChat Pay v2 wire protocol, WeChat's side: signatures, XML, ids and times.
 
-Deliberately independent of ``payments.wxpay``: if the shop's signing code had a bug,
+Deliberately independent of ``wechat.pay_v2``: if the shop's signing code had a bug,
 an end-to-end test must fail here instead of agreeing with itself.
 """
 

@@ -1,4 +1,5 @@
-"""The shop's admin: products, and orders with their refunds, actions and CSV export."""
+"""The orders app's admin: products (registered) and the base of the order page
+(``OrderAdmin``, registered with its payment parts by ``payments.admin``)."""
 
 from orders.admin.order import OrderAdmin
 from orders.admin.product import ProductAdmin

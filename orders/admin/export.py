@@ -20,10 +20,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from orders.admin.refund import yuan_decimal
+from core.money import yuan_decimal
+from core.times import shop_timezone, shop_today
 from orders.models import Order
 from orders.selectors import orders_created_between, orders_with_items
-from payments.wxpay import BEIJING
 
 COLUMNS = [
     "out_trade_no",
@@ -81,7 +81,9 @@ def _cell(value: str) -> str:
 
 
 def _time(moment: datetime | None) -> str:
-    return timezone.localtime(moment, BEIJING).isoformat(timespec="seconds") if moment else ""
+    return (
+        timezone.localtime(moment, shop_timezone()).isoformat(timespec="seconds") if moment else ""
+    )
 
 
 def order_csv_row(order: Order) -> list[str]:
@@ -126,14 +128,14 @@ class ExportAdminMixin:
         if not self.has_view_permission(request):
             raise PermissionDenied
         if not request.GET:
-            today = timezone.now().astimezone(BEIJING).date()
+            today = shop_today()
             form = ExportRangeForm(initial={"from": today.replace(day=1), "to": today})
             return self._export_page(request, form)
         form = ExportRangeForm(request.GET)
         if not form.is_valid():
             return self._export_page(request, form, status=400)
         start, end = form.cleaned_data["from"], form.cleaned_data["to"]
-        orders = orders_created_between(first=start, last=end, tz=BEIJING)
+        orders = orders_created_between(first=start, last=end, tz=shop_timezone())
         return csv_response(orders, _filename(start, end))
 
     def _export_page(
@@ -150,7 +152,7 @@ class ExportAdminMixin:
 
     @admin.action(description=gettext_lazy("Export selected to CSV"), permissions=["view"])
     def export_selected_action(self, request: HttpRequest, queryset) -> StreamingHttpResponse:
-        stamp = timezone.now().astimezone(BEIJING).strftime("%Y%m%d-%H%M%S")
+        stamp = timezone.now().astimezone(shop_timezone()).strftime("%Y%m%d-%H%M%S")
         return csv_response(queryset.order_by("created_at", "pk"), f"orders-selected-{stamp}.csv")
 
 

@@ -1,13 +1,10 @@
-"""What an order's page shows below it: its lines, refunds and notifications, read-only."""
+"""What an order's page shows below it: its lines, read-only (payments adds its own)."""
 
 from django.contrib import admin
-from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
+from core.money import yuan
 from orders.models import OrderItem
-from payments.models import PaymentNotification, Refund
-from shopsite.admin_display import moment, outcome_badge, refund_status_badge
-from shopsite.money import yuan
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -33,53 +30,3 @@ class OrderItemInline(ReadOnlyInline):
     @admin.display(description=_("line total"))
     def line_total_display(self, item: OrderItem) -> str:
         return yuan(item.line_total)
-
-
-class NotificationInline(ReadOnlyInline):
-    model = PaymentNotification
-    fields = ["received", "kind", "outcome_display", "signature_valid", "replied", "detail"]
-    readonly_fields = fields
-    show_change_link = True
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).defer("raw_body")
-
-    @admin.display(description=_("received at"))
-    def received(self, notification: PaymentNotification) -> str:
-        return moment(notification.received_at)
-
-    @admin.display(description=_("outcome"), ordering="outcome")
-    def outcome_display(self, notification: PaymentNotification) -> SafeString:
-        return outcome_badge(notification)
-
-
-class RefundInline(ReadOnlyInline):
-    model = Refund
-    fields = [
-        "out_refund_no",
-        "amount",
-        "status_display",
-        "reason",
-        "requested_by",
-        "created",
-        "succeeded",
-        "last_error",
-    ]
-    readonly_fields = fields
-    show_change_link = True
-
-    @admin.display(description=_("amount"))
-    def amount(self, refund: Refund) -> str:
-        return yuan(refund.refund_fee)
-
-    @admin.display(description=_("status"))
-    def status_display(self, refund: Refund) -> SafeString:
-        return refund_status_badge(refund)
-
-    @admin.display(description=_("created"))
-    def created(self, refund: Refund) -> str:
-        return moment(refund.created_at)
-
-    @admin.display(description=_("refunded at"))
-    def succeeded(self, refund: Refund) -> str:
-        return moment(refund.succeeded_at)

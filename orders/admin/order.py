@@ -7,20 +7,13 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from core.display import moment
+from core.money import yuan
 from orders.admin.export import ExportAdminMixin
-from orders.admin.inlines import NotificationInline, OrderItemInline, RefundInline
-from orders.admin.refund import RefundAdminMixin
+from orders.admin.inlines import OrderItemInline
+from orders.badges import order_status_badge
 from orders.models import Order
 from orders.services import order_attention_acknowledge
-from payments.lifecycle import OrderNotClosable, order_close, order_reconcile
-from payments.selectors import order_refund_totals
-from payments.wxpay import WxPayError
-from shopsite.admin_display import moment, order_status_badge
-from shopsite.money import yuan
-from shopsite.wechat import WeChatNotConfigured
-
-# Each order of an action is a synchronous call to WeChat: keep one request short.
-MAX_ORDERS_PER_ACTION = 20
 
 
 def reason_digest(reason: str) -> str:
@@ -50,8 +43,11 @@ class OrderForm(forms.ModelForm):
         )
 
 
-@admin.register(Order)
-class OrderAdmin(RefundAdminMixin, ExportAdminMixin, admin.ModelAdmin):
+class OrderAdmin(ExportAdminMixin, admin.ModelAdmin):
+    """Orders as the orders app knows them: lines, flags, export. Not registered here:
+    ``payments.admin`` adds refunds, notifications and the WeChat actions and registers
+    the whole (orders imports nothing of payments)."""
+
     list_display = [
         "out_trade_no",
         "status_display",
@@ -67,8 +63,8 @@ class OrderAdmin(RefundAdminMixin, ExportAdminMixin, admin.ModelAdmin):
         "Order number, WeChat transaction id or payer openid (exactly), or a product name."
     )
     form = OrderForm
-    inlines = [OrderItemInline, RefundInline, NotificationInline]
-    actions = ["refund_action", "reconcile_action", "close_action", "export_selected_action"]
+    inlines = [OrderItemInline]
+    actions = ["export_selected_action"]
     # Money and payment state change only through the services (notify, refunds):
     # staff see them, and may only acknowledge a flag.
     readonly_fields = [
@@ -78,7 +74,6 @@ class OrderAdmin(RefundAdminMixin, ExportAdminMixin, admin.ModelAdmin):
         "body",
         "total_display",
         "status_display",
-        "refunds_display",
         "sign_type",
         "spbill_create_ip",
         "notify_url",
@@ -99,7 +94,6 @@ class OrderAdmin(RefundAdminMixin, ExportAdminMixin, admin.ModelAdmin):
                     "out_trade_no",
                     "status_display",
                     "total_display",
-                    "refunds_display",
                     "body",
                     "user",
                     "openid",
@@ -128,12 +122,7 @@ class OrderAdmin(RefundAdminMixin, ExportAdminMixin, admin.ModelAdmin):
     ]
 
     def get_urls(self):
-        return [*self.refund_urls(), *self.export_urls(), *super().get_urls()]
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        # The order page's "Refund…" button, for paid orders and staff who may refund.
-        context = {"can_refund": self.has_refund_permission(request), **(extra_context or {})}
-        return super().change_view(request, object_id, form_url, extra_context=context)
+        return [*self.export_urls(), *super().get_urls()]
 
     def get_readonly_fields(self, request, obj=None):
         # Only a flag can be acknowledged: an order without one has nothing to edit.
@@ -195,60 +184,3 @@ class OrderAdmin(RefundAdminMixin, ExportAdminMixin, admin.ModelAdmin):
     @admin.display(description=gettext_lazy("paid at"), ordering="paid_at")
     def paid(self, order: Order) -> str:
         return moment(order.paid_at)
-
-    @admin.display(description=gettext_lazy("refunds"))
-    def refunds_display(self, order: Order) -> str:
-        totals = order_refund_totals(order=order)
-        if not totals.reserved:
-            return "—"
-        return _("%(refunded)s refunded, %(in_progress)s in progress; %(left)s refundable") % {
-            "refunded": yuan(totals.refunded),
-            "in_progress": yuan(totals.in_progress),
-            "left": yuan(totals.refundable),
-        }
-
-    # -- actions: each calls a service, and says what came of it ---------------------------
-
-    # It closes expired orders and sends pending refunds again: a change, not a look.
-    @admin.action(description=gettext_lazy("Ask WeChat now"), permissions=["change"])
-    def reconcile_action(self, request: HttpRequest, queryset) -> None:
-        for order in self._few(request, queryset):
-            try:
-                action = order_reconcile(order=order)
-            except (WxPayError, WeChatNotConfigured) as exc:
-                self.message_user(request, f"{order}: {exc}", messages.ERROR)
-                continue
-            self.message_user(request, f"{order}: {action}", messages.INFO)
-
-    @admin.action(description=gettext_lazy("Close (unpaid orders only)"), permissions=["change"])
-    def close_action(self, request: HttpRequest, queryset) -> None:
-        for order in self._few(request, queryset):
-            try:
-                result = order_close(order=order)
-            except OrderNotClosable as exc:
-                self.message_user(request, str(exc), messages.WARNING)
-                continue
-            except (WxPayError, WeChatNotConfigured) as exc:
-                self.message_user(request, f"{order}: {exc}", messages.ERROR)
-                continue
-            if result.closed:
-                self.message_user(
-                    request, _("%(order)s: closed") % {"order": order}, messages.SUCCESS
-                )
-            else:
-                self.message_user(
-                    request,
-                    _("%(order)s: paid meanwhile, payment recorded") % {"order": order},
-                    messages.WARNING,
-                )
-
-    def _few(self, request: HttpRequest, queryset) -> list[Order]:
-        orders = list(queryset.order_by("pk")[: MAX_ORDERS_PER_ACTION + 1])
-        if len(orders) > MAX_ORDERS_PER_ACTION:
-            self.message_user(
-                request,
-                _("Only the first %(count)d orders were handled; select fewer at a time.")
-                % {"count": MAX_ORDERS_PER_ACTION},
-                messages.WARNING,
-            )
-        return orders[:MAX_ORDERS_PER_ACTION]

@@ -8,10 +8,10 @@ from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from orders.admin.validators import refuse_control_characters
+from core.money import yuan
+from core.validators import refuse_control_characters
 from orders.models import Product
 from orders.services import product_stock_adjust, product_stock_limit, product_stock_unlimit
-from shopsite.money import yuan
 
 
 class ProductAddForm(forms.ModelForm):

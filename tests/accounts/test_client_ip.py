@@ -10,9 +10,9 @@ from django.core.cache import cache
 from django.test import RequestFactory
 from rest_framework.request import Request
 
+from core.client_ip import client_ip
+from core.throttling import FailOpenScopedRateThrottle
 from payments.models import PaymentNotification
-from shopsite.client_ip import client_ip
-from shopsite.throttling import FailOpenScopedRateThrottle
 from tests.factories import make_order, notify_body, post_notify
 from tests.wx import code2session_answer
 

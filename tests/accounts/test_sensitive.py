@@ -52,7 +52,7 @@ def test_500_page_of_a_login_that_fails_after_code2session_shows_no_session_key(
 ):
     code2session_answer(http_mock, {"openid": "o-500", "session_key": SESSION_KEY})
     # _parse has WeChat's answer (session_key included) in its locals when this raises.
-    monkeypatch.setattr("accounts.wxlogin.WxSession", _explode)
+    monkeypatch.setattr("wechat.miniprogram.login.WxSession", _explode)
 
     response = Client(raise_request_exception=False).post(
         LOGIN, {"code": "c"}, content_type="application/json"

@@ -7,10 +7,10 @@ import time
 
 import pytest
 
+from core.money import yuan
 from demo.miniprogram import MiniProgram
 from orders.models import Order, Product
 from payments.models import Refund
-from shopsite.money import yuan
 from tests.browser.pages import Problems, log_in
 
 pytestmark = pytest.mark.django_db(transaction=True)

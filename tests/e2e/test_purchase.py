@@ -14,7 +14,7 @@ from demo.miniprogram import FlowError, MiniProgram
 from orders.models import Order, Product
 from payments.models import PaymentNotification
 from payments.services import payment_client
-from payments.wxpay import WxPayProtocolError
+from wechat.pay_v2 import WxPayProtocolError
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

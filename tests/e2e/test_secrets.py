@@ -28,6 +28,6 @@ def test_a_purchase_logged_at_debug_shows_no_secret(sim, logs, fresh_sim, tea):
     text = log_path.read_text()
     session_key = User.objects.get(openid=phone.openid).session_key
     assert session_key and phone.openid in text  # the log is real and has the flow in it
-    assert "order paid" in text and "payments.wxpay" in text
+    assert "order paid" in text and "wechat.pay_v2" in text
     for secret in (ACCOUNT.mch_key, ACCOUNT.app_secret, session_key, phone.token):
         assert secret not in text

@@ -12,7 +12,6 @@ from django.utils import timezone
 
 from orders.models import Order
 from payments.models import PaymentNotification
-from payments.wxpay import BEIJING
 from tests.factories import (
     NOTIFY_SUCCESS,
     NOTIFY_URL,
@@ -24,6 +23,7 @@ from tests.factories import (
     post_notify,
 )
 from tests.wx import BILLION_LAUGHS, signed, wx_xml
+from wechat.pay_v2 import BEIJING
 
 Outcome = PaymentNotification.Outcome
 

@@ -10,9 +10,9 @@ from django.db import connection
 from django.utils import timezone
 
 from orders.models import Order
-from payments.wxpay import format_wx_time
 from tests.factories import client_for, make_shopper
 from tests.wx import wx_sign
+from wechat.pay_v2 import format_wx_time
 
 pytestmark = pytest.mark.django_db
 

@@ -12,6 +12,7 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
+from core.config import WeChatNotConfigured
 from orders.models import Order
 from payments.lifecycle import order_reconcile, refund_reconcile
 from payments.models import PaymentNotification, Refund
@@ -23,8 +24,6 @@ from payments.refunds import (
     refund_notify_url,
     refund_submit,
 )
-from payments.wxpay import BEIJING
-from shopsite.wechat import WeChatNotConfigured
 from tests.factories import (
     NOTIFY_SUCCESS,
     REFUND_NOTIFY_URL,
@@ -39,6 +38,7 @@ from tests.factories import (
     reload,
 )
 from tests.wx import refund_id_for, refund_notify_body
+from wechat.pay_v2 import BEIJING
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("refund_certificate")]
 

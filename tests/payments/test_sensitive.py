@@ -25,7 +25,7 @@ def _assert_no_key(html: str) -> None:
 
 
 def test_500_page_of_a_prepay_failing_while_signing_shows_no_api_key(products, wxpay, monkeypatch):
-    monkeypatch.setattr("payments.wxpay.client.sign", _explode)
+    monkeypatch.setattr("wechat.pay_v2.client.sign", _explode)
     api = client_for(make_shopper())
     api.raise_request_exception = False
 

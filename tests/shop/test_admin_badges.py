@@ -2,9 +2,11 @@
 
 import pytest
 
+from core.display import badge
+from orders.badges import order_status_badge
 from orders.models import Order
+from payments.badges import REFUND_STATUS
 from payments.models import Refund
-from shopsite.admin_display import REFUND_STATUS, badge, order_status_badge
 from tests.factories import get_ok, make_order, make_refund
 
 pytestmark = pytest.mark.django_db

@@ -14,9 +14,9 @@ from django.utils import timezone
 from accounts.models import User
 from orders.models import Order
 from payments.models import PaymentNotification
-from payments.wxpay import BEIJING
 from shopsite.dashboard import CHART_DAYS, dashboard_for
 from tests.factories import make_order
+from wechat.pay_v2 import BEIJING
 
 pytestmark = pytest.mark.django_db
 

@@ -10,8 +10,8 @@ from django.test import Client
 
 from accounts.models import User
 from orders.models import Order, OrderItem
-from payments.wxpay import BEIJING
 from tests.factories import make_order
+from wechat.pay_v2 import BEIJING
 
 pytestmark = pytest.mark.django_db
 

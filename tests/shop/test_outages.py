@@ -16,8 +16,8 @@ import pytest
 import redis
 from django.test import Client
 
-from shopsite import throttling
-from shopsite.throttling import FailOpenScopedRateThrottle
+from core import throttling
+from core.throttling import FailOpenScopedRateThrottle
 from tests.wx import code2session_answer
 
 pytestmark = pytest.mark.django_db
@@ -97,7 +97,7 @@ def _warning_not_yet_given(monkeypatch):
 
 
 def _throttle_warnings(caplog) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "shopsite.throttling"]
+    return [r for r in caplog.records if r.name == "core.throttling"]
 
 
 def _login(client: Client, http_mock, n: int):
@@ -115,7 +115,7 @@ def test_login_and_healthz_with_redis_killed(redis_cache, http_mock, caplog):
 
     redis_cache.kill()
     redis_cache.wait(timeout=10)
-    with caplog.at_level(logging.WARNING, logger="shopsite.throttling"):
+    with caplog.at_level(logging.WARNING, logger="core.throttling"):
         answers = [_login(client, http_mock, n) for n in (1, 2, 3)]
         health = client.get("/healthz")
 
@@ -140,7 +140,7 @@ def test_a_hung_redis_costs_a_login_its_timeout_not_a_worker(redis_cache, http_m
     # SIGSTOP: the socket stays open and nothing answers — only a timeout gets us out.
     redis_cache.send_signal(signal.SIGSTOP)
     try:
-        with caplog.at_level(logging.WARNING, logger="shopsite.throttling"):
+        with caplog.at_level(logging.WARNING, logger="core.throttling"):
             response, seconds = _login(client, http_mock, 1)
             health_started = time.monotonic()
             health = client.get("/healthz")
@@ -179,7 +179,7 @@ def test_the_outage_warning_repeats_at_most_once_a_minute(http_mock, caplog, mon
     monkeypatch.setattr(throttling.time, "monotonic", lambda: now[0])
     client = Client()
 
-    with caplog.at_level(logging.WARNING, logger="shopsite.throttling"):
+    with caplog.at_level(logging.WARNING, logger="core.throttling"):
         statuses = [_login(client, http_mock, 1)[0].status_code]
         now[0] += 59
         statuses.append(_login(client, http_mock, 2)[0].status_code)

@@ -9,7 +9,7 @@ from django.core.checks import run_checks
 from django.db import OperationalError, connection
 from django.test import Client
 
-from shopsite.money import yuan
+from core.money import yuan
 
 
 @pytest.mark.django_db

@@ -18,12 +18,12 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
+from core.config import WeChatNotConfigured
 from orders.selectors import orders_to_reconcile
 from orders.services import order_claim_for_reconcile
 from payments.lifecycle import order_reconcile, refund_reconcile
 from payments.selectors import refunds_to_reconcile
-from payments.wxpay import WxPayError
-from shopsite.wechat import WeChatNotConfigured
+from wechat.pay_v2 import WxPayError
 
 logger = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ import string
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from payments.wxpay import XMLError, from_xml, sign, to_xml, verify
 from tests.wx import wx_sign
+from wechat.pay_v2 import XMLError, from_xml, sign, to_xml, verify
 
 KEY = "192006250b4c09247ec02edce69f6a2d"
 # Field names as the protocol allows them; odd orders (upper before lower, "_" vs digits).

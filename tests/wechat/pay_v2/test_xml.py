@@ -2,9 +2,9 @@ import random
 
 import pytest
 
-from payments.wxpay.errors import XMLError
-from payments.wxpay.xml import MAX_BODY_BYTES, from_xml, to_xml
 from tests.wx import cdata_xml
+from wechat.pay_v2.errors import XMLError
+from wechat.pay_v2.xml import MAX_BODY_BYTES, from_xml, to_xml
 
 # A real-shaped unifiedorder answer: CDATA strings, newlines between fields.
 UNIFIEDORDER_ANSWER = b"""<xml>

@@ -2,7 +2,7 @@ import pickle
 
 import pytest
 
-from payments.wxpay.errors import (
+from wechat.pay_v2.errors import (
     ERROR_CLASSES,
     InvalidRequest,
     OrderClosed,

@@ -12,8 +12,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from payments.wxpay import WxPayBusinessError, WxPayError
-from shopsite.wechat import WeChatNotConfigured
+from core.config import WeChatNotConfigured
 
 
 class StrictSerializer(serializers.Serializer):
@@ -65,16 +64,6 @@ def api_error(status_code: int, detail: str, **extra) -> Response:
     body = {"detail": detail}
     body.update({key: value for key, value in extra.items() if value not in (None, "")})
     return Response(body, status=status_code)
-
-
-def wechat_pay_error(message: str, exc: WxPayError, **extra) -> Response:
-    """502 for WeChat Pay refusing or failing, with its err_code when it gave one."""
-    return api_error(
-        status.HTTP_502_BAD_GATEWAY,
-        f"{message}: {exc}",
-        err_code=exc.err_code if isinstance(exc, WxPayBusinessError) else None,
-        **extra,
-    )
 
 
 def exception_handler(exc, context):

@@ -6,10 +6,11 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from core.display import moment
+from core.money import yuan
+from payments.badges import outcome_badge, refund_status_badge
 from payments.models import PaymentNotification, Refund
 from payments.notify import NotReprocessable, notification_reprocess
-from shopsite.admin_display import moment, outcome_badge, refund_status_badge
-from shopsite.money import yuan
 
 # Reprocessing is quick (no call to WeChat), but a page of messages should stay readable.
 MAX_REPROCESS_PER_ACTION = 50

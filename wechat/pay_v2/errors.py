@@ -18,7 +18,7 @@ def _short(text: str) -> str:
 
 
 class WxPayError(Exception):
-    """Base class of every error of the ``payments.wxpay`` package."""
+    """Base class of every error of the ``wechat.pay_v2`` package."""
 
 
 class XMLError(WxPayError):

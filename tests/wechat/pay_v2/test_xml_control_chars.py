@@ -6,8 +6,8 @@ Callers catch ``WxPayError`` around every call (prepay, refunds, reconciliation)
 
 import pytest
 
-from payments.wxpay import WxPayClient, WxPayConfig, WxPayError, WxPayRequestInvalid, to_xml
 from tests.wx import OFFICIAL_APPID, OFFICIAL_KEY, OFFICIAL_MCH_ID
+from wechat.pay_v2 import WxPayClient, WxPayConfig, WxPayError, WxPayRequestInvalid, to_xml
 
 ORDER = {
     "out_trade_no": "20240101000001",

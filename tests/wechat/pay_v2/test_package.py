@@ -2,14 +2,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import payments.wxpay
+import wechat.pay_v2
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_package_imports_without_django():
     # A fresh interpreter: this test process has Django loaded by pytest-django already.
-    code = "import sys, payments.wxpay; assert 'django' not in sys.modules, 'django imported'"
+    code = "import sys, wechat.pay_v2; assert 'django' not in sys.modules, 'django imported'"
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=False
     )
@@ -17,7 +17,7 @@ def test_package_imports_without_django():
 
 
 def test_package_exports_its_public_interface():
-    for name in payments.wxpay.__all__:
-        assert hasattr(payments.wxpay, name), name
+    for name in wechat.pay_v2.__all__:
+        assert hasattr(wechat.pay_v2, name), name
     for name in ("WxPayClient", "WxPayConfig", "sign", "verify", "from_xml", "to_xml"):
-        assert name in payments.wxpay.__all__
+        assert name in wechat.pay_v2.__all__

@@ -20,3 +20,10 @@ def fen_from_yuan(amount: Decimal) -> int:
     if not fen.is_finite() or fen != fen.to_integral_value():
         raise ValueError("an amount in yuan has at most 2 decimal places")
     return int(fen)
+
+
+def yuan_decimal(fen: int) -> str:
+    """12345 → ``"123.45"``: exact, for forms and spreadsheets (no ¥, no separators)."""
+    sign = "-" if fen < 0 else ""
+    whole, cents = divmod(abs(fen), 100)
+    return f"{sign}{whole}.{cents:02d}"

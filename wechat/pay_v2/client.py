@@ -30,10 +30,9 @@ from .signing import MD5, SIGN_TYPES, nonce_str, sign, verify
 from .times import format_wx_time, parse_wx_datetime, parse_wx_time
 from .xml import from_xml, to_xml
 
-logger = logging.getLogger("payments.wxpay")
+logger = logging.getLogger("wechat.pay_v2")
 
 _SUCCESS = "SUCCESS"
-_FAIL = "FAIL"
 _HEADERS = {"Content-Type": "text/xml; charset=utf-8"}
 _POOL_SIZE = 10
 

@@ -18,20 +18,13 @@ from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from orders.admin.validators import refuse_control_characters
+from core.config import WeChatNotConfigured
+from core.money import fen_from_yuan, yuan, yuan_decimal
+from core.validators import refuse_control_characters
 from orders.models import Order
 from payments.models import Refund
 from payments.refunds import RefundError, refund_create, refund_submit
 from payments.selectors import order_refund_totals
-from shopsite.money import fen_from_yuan, yuan
-from shopsite.wechat import WeChatNotConfigured
-
-
-def yuan_decimal(fen: int) -> str:
-    """12345 → ``"123.45"``: exact, for forms and spreadsheets (no ¥, no separators)."""
-    sign = "-" if fen < 0 else ""
-    whole, cents = divmod(abs(fen), 100)
-    return f"{sign}{whole}.{cents:02d}"
 
 
 class RefundForm(forms.Form):

@@ -6,7 +6,8 @@ import pytest
 import requests
 import responses
 
-from payments.wxpay import (
+from tests.wx import OFFICIAL_APPID, OFFICIAL_KEY, OFFICIAL_MCH_ID
+from wechat.pay_v2 import (
     CertificateError,
     RateLimited,
     RefundNotExist,
@@ -18,7 +19,6 @@ from payments.wxpay import (
     XMLError,
     from_xml,
 )
-from tests.wx import OFFICIAL_APPID, OFFICIAL_KEY, OFFICIAL_MCH_ID
 
 from .test_client import BASE, sent_fields, wechat_answer
 

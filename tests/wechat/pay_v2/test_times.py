@@ -3,7 +3,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from payments.wxpay.times import BEIJING, format_wx_time, parse_wx_datetime, parse_wx_time
+from wechat.pay_v2.times import BEIJING, format_wx_time, parse_wx_datetime, parse_wx_time
 
 
 def test_format_converts_to_beijing_time():

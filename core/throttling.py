@@ -12,7 +12,7 @@ import time
 
 from rest_framework.throttling import ScopedRateThrottle
 
-from shopsite.client_ip import client_ip
+from core.client_ip import client_ip
 
 logger = logging.getLogger(__name__)
 

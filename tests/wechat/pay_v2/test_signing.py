@@ -3,7 +3,8 @@ import hmac
 
 import pytest
 
-from payments.wxpay.signing import (
+from tests.wx import OFFICIAL_KEY, OFFICIAL_PARAMS, signed, wx_sign
+from wechat.pay_v2.signing import (
     HMAC_SHA256,
     MD5,
     nonce_str,
@@ -11,7 +12,6 @@ from payments.wxpay.signing import (
     sign,
     verify,
 )
-from tests.wx import OFFICIAL_KEY, OFFICIAL_PARAMS, signed, wx_sign
 
 OFFICIAL_MD5 = "9A0A8659F005D6984697E2CA0A9CF3B7"
 OFFICIAL_HMAC = "6A9AE1657590FD6257D693A078E1C3E4BB6BA4DC30B23E0EE2496E54170DACD6"

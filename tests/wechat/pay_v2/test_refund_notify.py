@@ -6,9 +6,9 @@ import hashlib
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from payments.wxpay import ReqInfoError, WxPayError, decrypt_req_info
-from payments.wxpay.refund_notify import req_info_key
 from tests.wx import REQ_INFO_VECTOR, REQ_INFO_VECTOR_KEY
+from wechat.pay_v2 import ReqInfoError, WxPayError, decrypt_req_info
+from wechat.pay_v2.refund_notify import req_info_key
 
 DECRYPTED = {
     "out_refund_no": "1234",

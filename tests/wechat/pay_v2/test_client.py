@@ -9,7 +9,8 @@ import requests
 import responses
 from requests.adapters import HTTPAdapter
 
-from payments.wxpay import (
+from tests.wx import OFFICIAL_APPID, OFFICIAL_KEY, OFFICIAL_MCH_ID, cdata_xml, signed
+from wechat.pay_v2 import (
     OrderNotExist,
     OrderPaid,
     SystemBusy,
@@ -20,7 +21,6 @@ from payments.wxpay import (
     WxPayUnavailable,
     from_xml,
 )
-from tests.wx import OFFICIAL_APPID, OFFICIAL_KEY, OFFICIAL_MCH_ID, cdata_xml, signed
 
 BASE = "https://api.mch.weixin.qq.com"
 UNIFIEDORDER = f"{BASE}/pay/unifiedorder"
@@ -83,7 +83,7 @@ def mocked():
 def test_unified_order_sends_signed_request_and_returns_prepay_id(mocked, sign_type):
     def wechat(request):
         fields = from_xml(request.body)
-        # Recompute the sign here, independently of payments.wxpay.signing (§2.1).
+        # Recompute the sign here, independently of wechat.pay_v2.signing (§2.1).
         string_a = "&".join(f"{k}={fields[k]}" for k in sorted(fields) if k != "sign" and fields[k])
         message = f"{string_a}&key={OFFICIAL_KEY}".encode()
         if sign_type == "MD5":
@@ -501,10 +501,10 @@ def test_config_refuses_missing_ids_and_unknown_sign_type(overrides):
 
 
 def test_each_call_logs_one_info_line_without_key_or_body(client, mocked, caplog):
-    caplog.set_level(logging.DEBUG, logger="payments.wxpay")
+    caplog.set_level(logging.DEBUG, logger="wechat.pay_v2")
     mocked.add(responses.POST, UNIFIEDORDER, body=prepay_answer())
     client.unified_order(**ORDER)
-    [record] = [r for r in caplog.records if r.name == "payments.wxpay"]
+    [record] = [r for r in caplog.records if r.name == "wechat.pay_v2"]
     message = record.getMessage()
     assert record.levelno == logging.INFO
     assert "/pay/unifiedorder" in message
@@ -517,7 +517,7 @@ def test_each_call_logs_one_info_line_without_key_or_body(client, mocked, caplog
 
 
 def test_failed_call_logs_its_outcome(client, mocked, caplog):
-    caplog.set_level(logging.INFO, logger="payments.wxpay")
+    caplog.set_level(logging.INFO, logger="wechat.pay_v2")
     answer = wechat_answer(result_code="FAIL", err_code="SYSTEMERROR", err_code_des="系统错误")
     mocked.add(responses.POST, UNIFIEDORDER, body=answer)
     with pytest.raises(SystemBusy):

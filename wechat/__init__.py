@@ -1,0 +1,6 @@
+"""WeChat's wire protocols, with no Django in them: each package reads like WeChat's
+documentation (docs/protocol/) and is tested against its official vectors.
+
+- ``wechat.pay_v2``: WeChat Pay API v2 (XML, MD5/HMAC-SHA256).
+- ``wechat.miniprogram``: the mini-program server API (code2Session).
+"""
