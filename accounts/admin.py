@@ -10,7 +10,8 @@ from accounts.services import user_tokens_revoke
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
-    # session_key is not editable and listed nowhere: it never reaches a page (DESIGN §6.3).
+    # session_key is not editable and listed nowhere: it never reaches a page (docs/INVARIANTS.md
+    # §6.3).
     list_display = ["username", "openid", "is_staff", "last_wechat_login", "date_joined"]
     list_filter = ["is_staff", "is_superuser", "is_active"]
     search_fields = ["username", "=openid", "=unionid", "email"]

@@ -7,7 +7,7 @@ class User(AbstractUser):
     """Staff log in with username and password; shoppers are created by WeChat login.
 
     A shopper's ``openid`` is what the mini-program pays with, so it is the identity
-    every order is bound to (DESIGN §1). ``session_key`` is WeChat's key for this
+    every order is bound to (docs/INVARIANTS.md §1). ``session_key`` is WeChat's key for this
     user's encrypted mini-program data: it never leaves the server (no serializer,
     no admin field, no log line includes it).
     """

@@ -1,4 +1,7 @@
-"""WeChat's side of a payment notify, signed independently with hashlib (sheet §2, §13)."""
+"""WeChat's side of a payment notify, signed independently with hashlib
+(docs/protocol/wechat-pay-v2.md §2, §13)."""
+
+# A bare §n in this file is a section of docs/protocol/wechat-pay-v2.md.
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Error shapes shared by every JSON endpoint (DESIGN §4).
+"""Error shapes shared by every JSON endpoint (docs/INVARIANTS.md §4).
 
 Every error body has a human-readable ``detail``; validation errors also carry
 ``errors``, keyed by the offending field.

@@ -10,7 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 LOGIN_SETTINGS = ("WECHAT_APPID", "WECHAT_APP_SECRET")
 PAY_SETTINGS = ("WECHAT_APPID", "WECHAT_MCH_ID", "WECHAT_MCH_KEY", "WECHAT_NOTIFY_URL")
-# The refund call needs the merchant's client certificate (protocol sheet §7.1).
+# The refund call needs the merchant's client certificate (docs/protocol/wechat-pay-v2.md §7.1).
 REFUND_SETTINGS = ("WECHAT_CERT_PATH", "WECHAT_KEY_PATH")
 
 

@@ -61,7 +61,7 @@ class Order(models.Model):
         verbose_name=_("shopper"),
         db_index=False,  # order_user_created (user, -created_at) serves every lookup
     )
-    # Fixed at creation: WeChat refuses payment by anyone but this openid (DESIGN §1).
+    # Fixed at creation: WeChat refuses payment by anyone but this openid (docs/INVARIANTS.md §1).
     openid = models.CharField(
         _("payer openid"),
         max_length=128,
@@ -84,7 +84,7 @@ class Order(models.Model):
         help_text=_("How WeChat Pay signs this order; its notifies are checked the same way."),
     )
     # Re-entering unifiedorder must repeat the first call's parameters exactly
-    # (protocol sheet §3.3), so everything sent is derived from stored fields.
+    # (docs/protocol/wechat-pay-v2.md §3.3), so everything sent is derived from stored fields.
     spbill_create_ip = models.CharField(
         _("client IP"), max_length=64, help_text=_("Where the order was placed from.")
     )
@@ -137,8 +137,8 @@ class Order(models.Model):
         _("expires"), help_text=_("After this the order can no longer be paid.")
     )
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
-    # WeChat refuses closeorder within 5 minutes of unifiedorder (sheet §6.2): such an
-    # order is closed here at once and at WeChat by the next reconciliation.
+    # WeChat refuses closeorder within 5 minutes of unifiedorder (docs/protocol/wechat-pay-v2.md
+    # §6.2): such an order is closed here at once and at WeChat by the next reconciliation.
     close_pending_at_wechat = models.BooleanField(
         _("close pending at WeChat"),
         default=False,

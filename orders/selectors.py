@@ -16,7 +16,7 @@ def order_list_for_user(*, user: User) -> QuerySet[Order]:
 
 
 def order_get_for_user(*, user: User, out_trade_no: str) -> Order | None:
-    """Someone else's order is indistinguishable from a missing one (DESIGN §6.5)."""
+    """Someone else's order is indistinguishable from a missing one (docs/INVARIANTS.md §6.5)."""
     return order_list_for_user(user=user).filter(out_trade_no=out_trade_no).first()
 
 

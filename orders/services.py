@@ -20,7 +20,8 @@ logger = logging.getLogger(__name__)
 
 # WeChat's total_fee is a 32-bit Int; our columns are too.
 MAX_TOTAL_FEE = 2**31 - 1
-# WeChat's body is String(128), counted in UTF-8 bytes: 40 emoji are 160 (sheet §12).
+# WeChat's body is String(128), counted in UTF-8 bytes: 40 emoji are 160
+# (docs/protocol/wechat-pay-v2.md §12).
 BODY_MAX_BYTES = 128
 BODY_ELLIPSIS = "…"
 # Shown when a product name is nothing but characters the body cannot carry.

@@ -7,8 +7,10 @@ WeChat says it holds money for an order (closeorder ORDERPAID), the order is nev
 before that payment is recorded: if orderquery cannot confirm it, the order stays as it
 is, flagged, and reconciliation asks again.
 WeChat is asked first and our rows are changed after, in short transactions of their
-own: no row lock is held while WeChat answers (DESIGN §6.7).
+own: no row lock is held while WeChat answers (docs/INVARIANTS.md §6.7).
 """
+
+# A bare §n in this file is a section of docs/protocol/wechat-pay-v2.md.
 
 import enum
 import logging
@@ -35,13 +37,13 @@ logger = logging.getLogger(__name__)
 
 Outcome = PaymentNotification.Outcome
 
-# WeChat refuses closeorder within 5 minutes of unifiedorder (sheet §6.2).
+# WeChat refuses closeorder within 5 minutes of unifiedorder (docs/protocol/wechat-pay-v2.md §6.2).
 WECHAT_CLOSE_MIN_AGE = timedelta(minutes=5)
 CLOSED_STATES = {"CLOSED", "REVOKED", "PAYERROR"}
 # Trade states in which WeChat took the money (REFUND: and a refund has started since).
 PAID_STATES = {"SUCCESS", "REFUND"}
-# A wallet refund settles within ~20 minutes (sheet §7.1) and the notify usually says so;
-# ask refundquery only about refunds that have been processing for longer than this.
+# A wallet refund settles within ~20 minutes (docs/protocol/wechat-pay-v2.md §7.1) and the notify
+# usually says so; ask refundquery only about refunds processing for longer than this.
 REFUND_QUERY_AFTER = timedelta(minutes=5)
 
 

@@ -1,3 +1,5 @@
+# A bare §n in this file is a section of docs/protocol/wechat-pay-v2.md.
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -148,7 +150,8 @@ class PaymentNotification(models.Model):
 
 
 class Refund(models.Model):
-    """Money given back to the buyer of a paid order, in one or several parts (sheet §7).
+    """Money given back to the buyer of a paid order, in one or several parts
+    (docs/protocol/wechat-pay-v2.md §7).
 
     A row exists before WeChat is asked, so a crash or timeout can never lose track of a
     refund, and a retry always reuses its ``out_refund_no``: WeChat refunds one number only

@@ -1,6 +1,6 @@
 """WeChat's notifies: record, verify, apply exactly once.
 
-Payments (``POST /payment/wxnotify``, sheet §5) and refunds (``POST /payment/refundnotify``,
+Payments (``POST /payment/wxnotify``, §5) and refunds (``POST /payment/refundnotify``,
 §7.3) go the same way, into the same ledger:
 
 1. ``notification_receive`` / ``refund_notification_receive`` store the raw body first, in
@@ -10,12 +10,14 @@ Payments (``POST /payment/wxnotify``, sheet §5) and refunds (``POST /payment/re
    appid, mch_id, and the order (or refund) it names.
 3. In one transaction the rows are locked, the result checked against them and applied,
    and the ledger row gets its outcome. Only when that transaction has committed may the
-   view answer SUCCESS (DESIGN §6.2).
+   view answer SUCCESS (docs/INVARIANTS.md §6.2).
 
 Staff may process a stored body again (``notification_reprocess``, admin's "Reprocess"):
 the same steps, into a new ledger row that points at the original, whose evidence is
 never changed.
 """
+
+# A bare §n in this file is a section of docs/protocol/wechat-pay-v2.md.
 
 import logging
 from collections.abc import Callable

@@ -1,15 +1,17 @@
-"""Refunds (protocol sheet §7): record first, ask WeChat outside any transaction, apply the
-result exactly once.
+"""Refunds (docs/protocol/wechat-pay-v2.md §7): record first, ask WeChat outside any
+transaction, apply the result exactly once.
 
 1. ``refund_create``: under the order's row lock, check the order is paid and the amount
    fits in what is left, and record a *pending* refund with a fresh ``out_refund_no``.
-2. ``refund_submit``: no transaction, no lock held while WeChat answers (DESIGN §6.7).
+2. ``refund_submit``: no transaction, no lock held while WeChat answers (docs/INVARIANTS.md §6.7).
    Accepted → processing. No clear answer → still pending, sent again later with the
    *same* ``out_refund_no``, which WeChat refunds only once (§7.1). Refused → failed.
 3. ``refund_apply_result``: the one place a refund becomes success, closed or abnormal
    (from the refund notify §7.3 or refundquery §7.2), and where an order whose whole
    total went back becomes ``refunded``.
 """
+
+# A bare §n in this file is a section of docs/protocol/wechat-pay-v2.md.
 
 import logging
 import re

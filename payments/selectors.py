@@ -42,7 +42,8 @@ def order_refund_totals(*, order: Order) -> RefundTotals:
 
 def refunds_to_reconcile(*, older_than: timedelta, limit: int) -> QuerySet[Refund]:
     """Refunds WeChat has not settled whose status has not moved for ``older_than``:
-    pending ones are to be sent again, processing ones to be asked about (sheet §7.2)."""
+    pending ones are to be sent again, processing ones to be asked about
+    (docs/protocol/wechat-pay-v2.md §7.2)."""
     return (
         Refund.objects.filter(status__in=REFUND_OPEN, updated_at__lte=timezone.now() - older_than)
         .select_related("order")

@@ -27,7 +27,7 @@ from wechat.pay_v2 import WxPayClient, WxPayConfig
 
 logger = logging.getLogger(__name__)
 
-PREPAY_LIFETIME = timedelta(hours=2)  # protocol sheet §3.2
+PREPAY_LIFETIME = timedelta(hours=2)  # docs/protocol/wechat-pay-v2.md §3.2
 # Do not hand out a prepay_id that would die while the shopper is still paying.
 PREPAY_REUSE_MARGIN = timedelta(minutes=5)
 

@@ -35,7 +35,8 @@ from wechat.pay_v2 import MAX_BODY_BYTES, WxPayBusinessError, WxPayError
 
 logger = logging.getLogger(__name__)
 
-# Exactly WeChat's expected bytes (protocol sheet §5.4): no declaration, no whitespace.
+# Exactly WeChat's expected bytes (docs/protocol/wechat-pay-v2.md §5.4): no declaration, no
+# whitespace.
 NOTIFY_SUCCESS = (
     b"<xml><return_code><![CDATA[SUCCESS]]></return_code>"
     b"<return_msg><![CDATA[OK]]></return_msg></xml>"
@@ -51,7 +52,8 @@ class OrderLineInputSerializer(StrictSerializer):
 
 
 class PaymentParamsSerializer(serializers.Serializer):
-    """Exactly what wx.requestPayment takes (sheet §4.1), names and all: spread it in."""
+    """Exactly what wx.requestPayment takes (docs/protocol/wechat-pay-v2.md §4.1), names
+    and all: spread it in."""
 
     timeStamp = serializers.CharField(help_text="Unix seconds, as a string.")
     nonceStr = serializers.CharField()
@@ -242,7 +244,8 @@ def wxnotify(request):
 @csrf_exempt
 @require_POST
 def refundnotify(request):
-    """``POST /payment/refundnotify``: WeChat's refund result (sheet §7.3), same rules."""
+    """``POST /payment/refundnotify``: WeChat's refund result (docs/protocol/wechat-pay-v2.md
+    §7.3), same rules."""
     return _notify_reply(request, refund_notification_receive)
 
 

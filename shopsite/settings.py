@@ -1,4 +1,4 @@
-"""Settings, read entirely from the environment (DESIGN.md §3).
+"""Settings, read entirely from the environment (docs/INVARIANTS.md §3).
 
 A fresh checkout runs on SQLite with debug off and no WeChat credentials; WeChat
 settings that are missing only fail where they are used (see ``shopsite/checks.py``).
@@ -93,7 +93,7 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "shopsite.urls"
 WSGI_APPLICATION = "shopsite.wsgi.application"
-# The API's paths have no trailing slash (DESIGN §4); never redirect POSTs to add one.
+# The API's paths have no trailing slash (docs/INVARIANTS.md §4); never redirect POSTs to add one.
 APPEND_SLASH = False
 
 TEMPLATES = [
@@ -215,14 +215,15 @@ SPECTACULAR_SETTINGS = {
 # Bearer tokens issued by POST /accounts/login are signed and expire after this long.
 ACCESS_TOKEN_TTL_SECONDS = env_int("ACCESS_TOKEN_TTL_SECONDS", 2 * 60 * 60)
 
-# WeChat (DESIGN §3). Empty values are reported by a system check and fail at use.
+# WeChat (docs/INVARIANTS.md §3). Empty values are reported by a system check and fail at use.
 WECHAT_APPID = env("WECHAT_APPID")
 WECHAT_APP_SECRET = env("WECHAT_APP_SECRET")
 WECHAT_MCH_ID = env("WECHAT_MCH_ID")
 WECHAT_MCH_KEY = env("WECHAT_MCH_KEY")
 WECHAT_SIGN_TYPE = env("WECHAT_SIGN_TYPE", "MD5")
 WECHAT_NOTIFY_URL = env("WECHAT_NOTIFY_URL")
-# Full public URL of /payment/refundnotify, sent as the refund's notify_url (sheet §7.1).
+# Full public URL of /payment/refundnotify, sent as the refund's notify_url
+# (docs/protocol/wechat-pay-v2.md §7.1).
 # Empty: WECHAT_NOTIFY_URL with its last path segment "wxnotify" replaced by "refundnotify".
 WECHAT_REFUND_NOTIFY_URL = env("WECHAT_REFUND_NOTIFY_URL")
 WECHAT_API_BASE = env("WECHAT_API_BASE", "https://api.weixin.qq.com")
@@ -235,7 +236,8 @@ WECHAT_TIMEOUT = (
     env_int("WECHAT_READ_TIMEOUT_MS", 10000) / 1000,
 )
 
-# WeChat refuses a time_expire less than 5 minutes after the order (protocol sheet §3.3).
+# WeChat refuses a time_expire less than 5 minutes after the order
+# (docs/protocol/wechat-pay-v2.md §3.3).
 ORDER_TTL_MINUTES = env_int("ORDER_TTL_MINUTES", 30)
 if ORDER_TTL_MINUTES < 5:
     raise ImproperlyConfigured("ORDER_TTL_MINUTES must be at least 5 (WeChat's minimum).")

@@ -7,7 +7,7 @@ from orders.views import OrderDetailApi, OrderListApi
 from payments.views import OrderCloseApi, PaymentOrderApi, refundnotify, wxnotify
 from shopsite.health import healthz
 
-# No trailing slashes (DESIGN §4).
+# No trailing slashes (docs/INVARIANTS.md §4).
 urlpatterns = [
     path("accounts/login", LoginApi.as_view(), name="login"),
     path("payment/order", PaymentOrderApi.as_view(), name="payment-order"),

@@ -54,7 +54,8 @@ def wxpay(http_mock) -> FakeWxPay:
 
 @pytest.fixture
 def refund_certificate(settings) -> None:
-    """Refunds need the merchant certificate (sheet §7.1). The paths need not exist:
+    """Refunds need the merchant certificate (docs/protocol/wechat-pay-v2.md §7.1). The paths need
+    not exist:
     ``responses`` answers before requests would open the files."""
     settings.WECHAT_CERT_PATH = "/etc/wxshop/apiclient_cert.pem"
     settings.WECHAT_KEY_PATH = "/etc/wxshop/apiclient_key.pem"

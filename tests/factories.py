@@ -100,7 +100,7 @@ def make_paid_order(user: User, products: dict[str, Product], **fields) -> Order
     return Order.objects.get(pk=order.pk)
 
 
-# -- payment notifies (sheet: docs/protocol) ---------------------------------------------------
+# -- payment notifies (docs/protocol/wechat-pay-v2.md §5) -----------------------------------
 
 
 def notify_fields(order: Order, **overrides) -> dict:

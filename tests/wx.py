@@ -1,9 +1,11 @@
 """WeChat's side of the wire, written independently of ``wechat.pay_v2``.
 
 Tests sign, encode, encrypt and parse with these few lines straight from the protocol
-sheet (§2, §7.3, §13) so that a bug in the production code makes tests fail instead of
+notes (§2, §7.3, §13) so that a bug in the production code makes tests fail instead of
 agreeing with itself.
 """
+
+# A bare §n in this file is a section of docs/protocol/wechat-pay-v2.md.
 
 import base64
 import hashlib
@@ -194,7 +196,7 @@ def code2session_answer(mock: responses.RequestsMock, payload: dict, status: int
         settings.WECHAT_API_BASE + "/sns/jscode2session",
         body=json.dumps(payload),
         status=status,
-        content_type="text/plain",  # WeChat's quirk (sheet §9)
+        content_type="text/plain",  # WeChat's quirk (docs/protocol/wechat-pay-v2.md §9)
     )
 
 
@@ -208,7 +210,7 @@ BILLION_LAUGHS = (
     + b"]><xml><return_code>&lol9;</return_code></xml>"
 )
 
-# §7.3 test vector (wechatpy's test-suite), copied verbatim from the sheet.
+# §7.3 test vector (wechatpy's test-suite), as docs/protocol/wechat-pay-v2.md keeps it.
 REQ_INFO_VECTOR_KEY = "OF4Ne3znh8KqL0V4NqmALQa0uXMYKcEk"
 REQ_INFO_VECTOR = (
     "51A27s9LxbaEv52nBOrqa0FCs3HVIM31Wc3BpNqSCP5MQlS8HL1Vl7mZ21043B7PZy7adtOZGtZv44lGl0U8JXlV"

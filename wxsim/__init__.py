@@ -3,5 +3,6 @@ demos, end-to-end tests and benchmarks.
 
 Independent of the shop on purpose: it imports nothing from Django or the shop's apps and
 has its own signing code, so a signing bug in the shop shows up as a failed end-to-end test.
-Run it with ``python -m wxsim``; see README.md beside this file.
+Run it with ``python -m wxsim``; see README.md beside this file. A bare §n anywhere in
+this package is a section of docs/protocol/wechat-pay-v2.md (§9 for the login).
 """

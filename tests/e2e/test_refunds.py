@@ -1,4 +1,5 @@
-"""Refunds through the simulator: partial and full, results by refund notify (sheet §7)."""
+"""Refunds through the simulator: partial and full, results by refund notify
+(docs/protocol/wechat-pay-v2.md §7)."""
 
 import time
 

@@ -1,4 +1,4 @@
-"""No secret reaches the logs during a whole purchase, even at DEBUG (DESIGN §6.3)."""
+"""No secret reaches the logs during a whole purchase, even at DEBUG (docs/INVARIANTS.md §6.3)."""
 
 import pytest
 

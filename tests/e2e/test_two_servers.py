@@ -1,4 +1,4 @@
-"""Two app servers on one database and one Redis, as behind a load balancer (DESIGN §3).
+"""Two app servers on one database and one Redis, as behind a load balancer (docs/INVARIANTS.md §3).
 
 Notifies, scarce-stock orders and reconciliations are spread across both at once: the
 outcome must be what one server gives — paid exactly once, never oversold, never a 5xx.

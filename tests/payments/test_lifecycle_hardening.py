@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 PAY = "/payment/order"
 CLOSE_ORDER = "/pay/closeorder"
 ORDER_QUERY = "/pay/orderquery"
-# Every trade state orderquery can answer (sheet §6.1), and none at all.
+# Every trade state orderquery can answer (docs/protocol/wechat-pay-v2.md §6.1), and none at all.
 NOT_PAID_STATES = ["NOTPAY", "USERPAYING", "CLOSED", "REVOKED", "PAYERROR", "ACCEPT", ""]
 PAID_STATES = ["SUCCESS", "REFUND"]
 

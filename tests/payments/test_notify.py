@@ -1,4 +1,6 @@
-"""POST /payment/wxnotify: every path of a payment notify (DESIGN §4, §6.1, §6.2)."""
+"""POST /payment/wxnotify: every path of a payment notify (docs/INVARIANTS.md §4, §6.1, §6.2)."""
+
+# A bare §n in this file is a section of docs/protocol/wechat-pay-v2.md.
 
 import logging
 import threading
@@ -87,7 +89,8 @@ class TestHappyPath:
 
     def test_hmac_order_is_verified_with_hmac_even_without_sign_type(self, order):
         Order.objects.filter(pk=order.pk).update(sign_type="HMAC-SHA256")
-        # As real WeChat does (sheet §5.3): HMAC-signed, no sign_type field.
+        # As real WeChat does (docs/protocol/wechat-pay-v2.md §5.3): HMAC-signed, no sign_type
+        # field.
         body = notify_body(order, sign_type="HMAC-SHA256")
 
         assert post_notify(body).content == NOTIFY_SUCCESS

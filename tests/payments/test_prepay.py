@@ -34,7 +34,8 @@ def new_order(api, products, wxpay):
 
 
 def assert_pay_sign_valid(payment: dict, sign_type: str) -> None:
-    """Re-verify paySign the way WeChat's client does (sheet §4.2), independently."""
+    """Re-verify paySign the way WeChat's client does (docs/protocol/wechat-pay-v2.md §4.2),
+    independently."""
     signed = {
         "appId": settings.WECHAT_APPID,
         "timeStamp": payment["timeStamp"],
@@ -216,5 +217,5 @@ def test_no_database_transaction_is_open_while_wechat_answers(new_order, wxpay):
     new_order()
 
     # pytest-django wraps each test in exactly one atomic block: a deeper one would be
-    # ours, holding locks while WeChat answers (DESIGN §6.7).
+    # ours, holding locks while WeChat answers (docs/INVARIANTS.md §6.7).
     assert seen == [1]

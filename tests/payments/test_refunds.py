@@ -1,4 +1,5 @@
-"""Refunds end to end: services, POST /payment/refundnotify, reconciliation (sheet §7)."""
+"""Refunds end to end: services, POST /payment/refundnotify, reconciliation
+(docs/protocol/wechat-pay-v2.md §7)."""
 
 import logging
 import threading

@@ -1,4 +1,4 @@
-"""Staff pages render with real data and never show a secret (DESIGN §6.3)."""
+"""Staff pages render with real data and never show a secret (docs/INVARIANTS.md §6.3)."""
 
 import pytest
 from django.test import Client

@@ -1,5 +1,7 @@
 """Refunds in the admin: the "Refund…" confirmation page, the other order actions, and the
-read-only refund pages (DESIGN §1.5, §6.3)."""
+read-only refund pages (docs/INVARIANTS.md §1.5, §6.3)."""
+
+# A bare §n in this file is a section of docs/protocol/wechat-pay-v2.md.
 
 import secrets
 

@@ -6,6 +6,8 @@ Signing and parsing come from ``tests/wx.py``, written independently of ``wxsim.
 protocol notes, not against itself.
 """
 
+# A bare §n in this file is a section of docs/protocol/wechat-pay-v2.md.
+
 from __future__ import annotations
 
 import hmac

@@ -1,5 +1,7 @@
 """code2Session (§9) and the /sim/login phone side."""
 
+# A bare §n in this file is a section of docs/protocol/wechat-pay-v2.md.
+
 import json
 
 import pytest

@@ -1,5 +1,7 @@
 """Payment notifies (§5): content, signature, retries, drops, duplicates."""
 
+# A bare §n in this file is a section of docs/protocol/wechat-pay-v2.md.
+
 from tests.wxsim.client import FAIL_REPLY, parse_xml, signature_ok, wait_until
 
 NOTIFY_FIELDS = {

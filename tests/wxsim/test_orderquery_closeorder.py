@@ -1,5 +1,7 @@
 """orderquery (§6.1) and closeorder with its 5-minute rule (§6.2)."""
 
+# A bare §n in this file is a section of docs/protocol/wechat-pay-v2.md.
+
 import re
 from dataclasses import replace
 

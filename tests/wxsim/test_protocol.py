@@ -1,4 +1,6 @@
-"""wxsim's own signing and XML against the sheet's official vectors (§2.2, §13)."""
+"""wxsim's own signing and XML against the official vectors (§2.2, §13)."""
+
+# A bare §n in this file is a section of docs/protocol/wechat-pay-v2.md.
 
 import pytest
 

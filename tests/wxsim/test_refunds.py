@@ -1,5 +1,7 @@
 """Refunds (§7.1), refund query (§7.2) and the encrypted refund notify (§7.3)."""
 
+# A bare §n in this file is a section of docs/protocol/wechat-pay-v2.md.
+
 import base64
 import hashlib
 
@@ -99,12 +101,12 @@ def test_refund_notify_req_info_decrypts_with_the_key(wx, paid_trade, receiver):
 
 
 def test_encryption_reproduces_the_official_req_info_vector():
-    """ECB is deterministic: re-encrypting the sheet's plaintext gives its req_info (§7.3)."""
+    """ECB is deterministic: re-encrypting the vector's plaintext gives its req_info (§7.3)."""
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
     from wxsim.refunds import encrypt_req_info
 
-    req_info = REQ_INFO_VECTOR  # the sheet's vector, as the shop's own tests keep it
+    req_info = REQ_INFO_VECTOR  # the official vector, as the shop's own tests keep it
     api_key = REQ_INFO_VECTOR_KEY
     key = hashlib.md5(api_key.encode()).hexdigest().encode()
     decryptor = Cipher(algorithms.AES(key), modes.ECB()).decryptor()  # noqa: S305

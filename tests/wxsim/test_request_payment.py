@@ -55,6 +55,7 @@ def test_pay_sign_without_app_id_is_refused(wx, receiver):
     order = wx.unifiedorder(receiver.url)
     payment = request_payment(order["prepay_id"])
     unsigned = {k: v for k, v in payment.items() if k != "paySign"}
-    payment["paySign"] = wx_sign(unsigned)  # appId left out: a classic bug (sheet §4.3)
+    # appId left out: a classic bug (docs/protocol/wechat-pay-v2.md §4.3)
+    payment["paySign"] = wx_sign(unsigned)
 
     assert wx.control("POST", "/sim/pay", {"payment": payment}).status_code == 400

@@ -1,5 +1,7 @@
 """unifiedorder (§3) and the protocol checks every pay endpoint shares (§1, §2)."""
 
+# A bare §n in this file is a section of docs/protocol/wechat-pay-v2.md.
+
 from dataclasses import replace
 
 import pytest

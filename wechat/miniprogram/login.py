@@ -1,4 +1,4 @@
-"""Client for WeChat's ``code2Session`` (protocol sheet §9). No Django imports.
+"""Client for WeChat's ``code2Session`` (docs/protocol/wechat-pay-v2.md §9). No Django imports.
 
 One ``requests.Session`` per client keeps the TLS connection to WeChat alive between
 logins; every call has a timeout. WeChat's error codes become three kinds of error

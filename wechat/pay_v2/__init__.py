@@ -1,6 +1,7 @@
 """WeChat Pay API v2 wire protocol: XML, signatures, endpoints. Knows nothing of Django.
 
-See /work/shared/WECHAT_PAY_V2.md (the protocol sheet) for the rules cited as §n.
+The rules it follows are in docs/protocol/wechat-pay-v2.md; a bare §n anywhere in this
+package is a section of that note.
 """
 
 from .client import PrepayResult, RefundQuery, RefundResult, TradeQuery, WxPayClient, WxPayConfig

@@ -1,4 +1,4 @@
-"""HTTP client for the v2 endpoints a mini-program shop needs (protocol sheet §3, §4, §6, §7).
+"""HTTP client for the v2 endpoints a mini-program shop needs (§3, §4, §6, §7).
 
 Every call goes through :meth:`WxPayClient._call`, which applies the common rules of §1:
 sign the request, POST the XML, then trust nothing in the answer until ``return_code``, the

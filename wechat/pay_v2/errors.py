@@ -1,6 +1,6 @@
 """Exceptions raised by the WeChat Pay v2 client.
 
-They mirror the protocol's two-level result model (protocol sheet §1): transport trouble,
+They mirror the protocol's two-level result model (§1): transport trouble,
 ``return_code=FAIL`` (protocol), an untrustworthy answer (signature), and
 ``result_code=FAIL`` (business, with ``err_code``). Callers decide what to retry by class.
 No message ever contains the API key: only WeChat's own codes and texts go into them.

@@ -1,4 +1,4 @@
-"""The refund result notify's encrypted ``req_info`` (protocol sheet §7.3).
+"""The refund result notify's encrypted ``req_info`` (§7.3).
 
 A refund notify carries no ``sign``: the only proof that WeChat sent it is that
 ``req_info`` decrypts with our API key into a well-formed ``<root>`` document. So every

@@ -1,4 +1,4 @@
-"""The v2 signature (protocol sheet §2): MD5 or HMAC-SHA256 over sorted ``name=value`` pairs."""
+"""The v2 signature (§2): MD5 or HMAC-SHA256 over sorted ``name=value`` pairs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Time formats of the v2 API: always Beijing time, UTC+8 (protocol sheet §10)."""
+"""Time formats of the v2 API: always Beijing time, UTC+8 (§10)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The v2 XML envelope (protocol sheet §1): one flat ``<xml>`` with one child per field.
+"""The v2 XML envelope (§1): one flat ``<xml>`` with one child per field.
 
 Inbound XML (answers and, above all, notifies from the internet) is parsed with
 ``defusedxml`` and DTDs, entity declarations and external references all forbidden: WeChat

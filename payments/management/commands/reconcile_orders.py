@@ -4,7 +4,8 @@ is open.
 Safe from cron on several machines at once: each order is claimed for a while with a
 conditional UPDATE before WeChat is asked, and every change it makes is idempotent.
 Refunds are not claimed: sending one again reuses its ``out_refund_no`` (refunded once,
-sheet §7.1) and its result is applied exactly once, so two runs only cost a query.
+docs/protocol/wechat-pay-v2.md §7.1) and its result is applied exactly once, so two runs
+only cost a query.
 
 One bad order or refund (bad stored data, a database error, missing settings) fails
 alone: it is logged with its traceback and counted as "failed: <error>", the run goes on,

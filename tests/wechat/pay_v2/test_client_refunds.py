@@ -1,5 +1,7 @@
 """refund (§7.1) and refundquery (§7.2) on the wire."""
 
+# A bare §n in this file is a section of docs/protocol/wechat-pay-v2.md.
+
 from datetime import UTC, datetime
 
 import pytest

@@ -1,4 +1,5 @@
-"""Decrypting a refund notify's req_info (protocol sheet §7.3) with the official vector."""
+"""Decrypting a refund notify's req_info (docs/protocol/wechat-pay-v2.md §7.3) with the official
+vector."""
 
 import base64
 import hashlib
@@ -28,7 +29,7 @@ DECRYPTED = {
 
 
 def raw_decrypt(req_info: str, key: str = REQ_INFO_VECTOR_KEY) -> bytes:
-    """AES without unpadding, written from the sheet, to build damaged inputs."""
+    """AES without unpadding, written from the notes, to build damaged inputs."""
     aes_key = hashlib.md5(key.encode()).hexdigest().encode()
     decryptor = Cipher(algorithms.AES(aes_key), modes.ECB()).decryptor()  # noqa: S305
     return decryptor.update(base64.b64decode(req_info)) + decryptor.finalize()

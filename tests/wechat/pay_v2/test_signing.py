@@ -1,3 +1,5 @@
+# A bare §n in this file is a section of docs/protocol/wechat-pay-v2.md.
+
 import hashlib
 import hmac
 

@@ -1,3 +1,5 @@
+# A bare §n in this file is a section of docs/protocol/wechat-pay-v2.md.
+
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
