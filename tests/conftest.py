@@ -2,11 +2,12 @@ import pytest
 import responses
 from django.core.cache import cache
 from django.db import connection
+from django.test import Client
 from rest_framework.test import APIClient
 
 from accounts.models import User
-from orders.models import Product
-from tests.factories import client_for, make_shopper
+from orders.models import Order, Product
+from tests.factories import client_for, make_paid_order, make_shopper, staff_client
 from tests.wx import FakeWxPay
 
 # The live stack (simulator + gunicorn) for tests/e2e and tests/browser.
@@ -83,3 +84,20 @@ def products(db) -> dict[str, Product]:
         "cup": Product.objects.create(name="Tea cup", price=1200, stock=None),
         "gone": Product.objects.create(name="Old stock", price=100, stock=5, active=False),
     }
+
+
+@pytest.fixture
+def boss(db) -> User:
+    """A superuser: every admin permission."""
+    return User.objects.create_superuser("boss", "boss@example.com", "a-long-test-password")
+
+
+@pytest.fixture
+def boss_client(boss) -> Client:
+    return staff_client(boss)
+
+
+@pytest.fixture
+def paid(shopper, products) -> Order:
+    """¥45.00, paid through a notify at 2026-11-27 10:30:15 Beijing time."""
+    return make_paid_order(shopper, products)

@@ -37,7 +37,12 @@ TRANSACTION_ID = "4200000483202001042069747825"
 
 def make_shopper(**fields) -> User:
     n = next(_openids)
-    defaults = {"openid": f"o-test-openid-{n:04d}", "username": f"wx_test_{n}"}
+    # Every shopper has a session_key, so any page or answer that leaked one would show it.
+    defaults = {
+        "openid": f"o-test-openid-{n:04d}",
+        "username": f"wx_test_{n}",
+        "session_key": SESSION_KEY,
+    }
     defaults.update(fields)
     return User.objects.create(**defaults)
 

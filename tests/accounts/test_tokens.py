@@ -37,13 +37,6 @@ def _orders(client) -> int:
     return client.get("/orders").status_code
 
 
-@pytest.fixture
-def boss() -> Client:
-    client = Client()
-    client.force_login(User.objects.create_superuser("boss", "boss@example.com", "long-pass-123"))
-    return client
-
-
 def _log_out_everywhere(client: Client, *users: User):
     return client.post(USERS, {"action": ACTION, "_selected_action": [u.pk for u in users]})
 
@@ -93,13 +86,13 @@ def test_an_expired_token_is_401(shopper):
 # -- "Log out everywhere" -----------------------------------------------------------------------
 
 
-def test_log_out_everywhere_revokes_the_users_tokens_and_no_one_elses(boss, http_mock):
+def test_log_out_everywhere_revokes_the_users_tokens_and_no_one_elses(boss_client, http_mock):
     shopper = make_shopper(openid="o-revoked")
     bystander = make_shopper()
     old, other = client_for(shopper), client_for(bystander)
     assert (_orders(old), _orders(other)) == (200, 200)
 
-    response = _log_out_everywhere(boss, shopper)
+    response = _log_out_everywhere(boss_client, shopper)
 
     assert response.status_code == 302
     assert _orders(old) == 401
@@ -112,10 +105,10 @@ def test_log_out_everywhere_revokes_the_users_tokens_and_no_one_elses(boss, http
     assert _orders(Client(HTTP_AUTHORIZATION=f"Bearer {login.json()['token']}")) == 200
 
 
-def test_log_out_everywhere_says_what_it_did(boss):
+def test_log_out_everywhere_says_what_it_did(boss_client):
     users = [make_shopper(), make_shopper()]
 
-    page = boss.get(_log_out_everywhere(boss, *users)["Location"]).content.decode()
+    page = boss_client.get(_log_out_everywhere(boss_client, *users)["Location"]).content.decode()
 
     assert "2 users logged out everywhere" in page
 
