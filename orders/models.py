@@ -19,6 +19,25 @@ class Product(models.Model):
     active = models.BooleanField(
         _("on sale"), default=True, help_text=_("Only active products can be ordered.")
     )
+    description = models.TextField(
+        _("description"), blank=True, default="", help_text=_("Shown on the product's page.")
+    )
+    # Through Django's storage API: local files by default, an S3-compatible bucket by
+    # setting (docs/DEPLOY.md). ImageField (Pillow) refuses files that are not images.
+    image = models.ImageField(
+        _("image"),
+        upload_to="products/",
+        blank=True,
+        default="",
+        help_text=_("A square picture works best in the mini-program."),
+    )
+    requires_shipping = models.BooleanField(
+        _("ships to the shopper"),
+        default=True,
+        help_text=_(
+            "Untick for virtual goods or services: orders of only such products need no address."
+        ),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("last changed"), auto_now=True)
 
@@ -42,7 +61,15 @@ class SignType(models.TextChoices):
     HMAC_SHA256 = "HMAC-SHA256", "HMAC-SHA256"
 
 
+class FulfilmentStatus(models.TextChoices):
+    UNFULFILLED = "unfulfilled", _("Not shipped")
+    SHIPPED = "shipped", _("Shipped")
+    RECEIVED = "received", _("Received")
+
+
 class Order(models.Model):
+    FulfilmentStatus = FulfilmentStatus
+
     class Status(models.TextChoices):
         UNPAID = "unpaid", _("Unpaid")
         PAID = "paid", _("Paid")
@@ -147,6 +174,24 @@ class Order(models.Model):
     # Lets several reconcile_orders processes share the work without holding a row
     # lock while they wait on WeChat.
     reconcile_claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
+    # The delivery address as wx.chooseAddress gave it (snake_case keys), snapshotted when
+    # ordered; null when nothing in the order ships. Personal data: see docs/DEPLOY.md.
+    address = models.JSONField(
+        _("delivery address"),
+        null=True,
+        blank=True,
+        help_text=_("Where the order ships, as the shopper chose it."),
+    )
+    remark = models.CharField(_("shopper's remark"), max_length=200, blank=True, default="")
+    fulfilment_status = models.CharField(
+        _("fulfilment"),
+        max_length=16,
+        choices=FulfilmentStatus.choices,
+        default=FulfilmentStatus.UNFULFILLED,
+        help_text=_("Separate from payment: a refunded order keeps its shipping history."),
+    )
+    shipped_at = models.DateTimeField(_("shipped at"), null=True, blank=True)
+    received_at = models.DateTimeField(_("received at"), null=True, blank=True)
     needs_attention = models.BooleanField(
         _("needs attention"),
         default=False,
@@ -173,6 +218,12 @@ class Order(models.Model):
             models.Index(
                 fields=["-created_at"], condition=Q(needs_attention=True), name="order_attention"
             ),
+            # Paid and waiting to ship: the dashboard's and the shipping deadline's list.
+            models.Index(
+                fields=["paid_at"],
+                condition=Q(status="paid", fulfilment_status="unfulfilled"),
+                name="order_to_ship",
+            ),
         ]
         constraints = [
             # Constraints rather than unique=True: the same unique indexes, without the
@@ -194,6 +245,10 @@ class Order(models.Model):
                 condition=~Q(status__in=["paid", "refunded"])
                 | Q(transaction_id__isnull=False, paid_at__isnull=False),
                 name="order_paid_has_transaction",
+            ),
+            models.CheckConstraint(
+                condition=Q(fulfilment_status__in=["unfulfilled", "shipped", "received"]),
+                name="order_fulfilment_status_valid",
             ),
         ]
 
@@ -261,3 +316,79 @@ class OrderItem(models.Model):
     @property
     def line_total(self) -> int:
         return self.unit_price * self.quantity
+
+
+class Shipment(models.Model):
+    """One parcel (or hand-over) of an order, as staff recorded it.
+
+    The logistics types are WeChat's (upload_shipping_info, docs/protocol/
+    miniprogram-server-api.md §2): express needs a company and a tracking number; same-city,
+    virtual goods and self pickup need neither. ``upload_status`` says whether WeChat's order
+    shipping management has it.
+    """
+
+    class LogisticsType(models.TextChoices):
+        EXPRESS = "express", _("Express delivery")
+        SAME_CITY = "same_city", _("Same-city delivery")
+        VIRTUAL = "virtual", _("Virtual goods")
+        SELF_PICKUP = "self_pickup", _("Self pickup")
+
+    class UploadStatus(models.TextChoices):
+        PENDING = "pending", _("Waiting to be uploaded to WeChat")
+        UPLOADED = "uploaded", _("Uploaded to WeChat")
+        FAILED = "failed", _("Refused by WeChat")
+        NOT_REQUIRED = "not_required", _("Not needed (not under WeChat's shipping management)")
+
+    order = models.ForeignKey(
+        Order, on_delete=models.PROTECT, related_name="shipments", verbose_name=_("order")
+    )
+    logistics_type = models.CharField(
+        _("how it ships"), max_length=16, choices=LogisticsType.choices
+    )
+    express_company = models.CharField(
+        _("express company"),
+        max_length=64,
+        blank=True,
+        default="",
+        help_text=_("WeChat's code of the company, e.g. SF, YTO, ZTO (express only)."),
+    )
+    tracking_no = models.CharField(
+        _("tracking number"), max_length=64, blank=True, default="", help_text=_("Express only.")
+    )
+    shipped_at = models.DateTimeField(_("shipped at"), default=timezone.now)
+    shipped_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("shipped by"),
+    )
+    upload_status = models.CharField(
+        _("WeChat shipping upload"),
+        max_length=16,
+        choices=UploadStatus.choices,
+        default=UploadStatus.NOT_REQUIRED,
+    )
+    upload_error = models.TextField(
+        _("WeChat's refusal"), blank=True, default="", help_text=_("errcode and errmsg.")
+    )
+
+    class Meta:
+        ordering = ["shipped_at", "pk"]
+        verbose_name = _("shipment")
+        verbose_name_plural = _("shipments")
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(logistics_type="express")
+                | (~Q(express_company="") & ~Q(tracking_no="")),
+                name="shipment_express_has_company_and_number",
+            ),
+            models.CheckConstraint(
+                condition=Q(logistics_type__in=["express", "same_city", "virtual", "self_pickup"]),
+                name="shipment_logistics_type_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order} {self.logistics_type} {self.tracking_no}".strip()
