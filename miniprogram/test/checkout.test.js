@@ -115,3 +115,87 @@ test('paying again an order the notify already paid ends as paid', async () => {
   assert.equal((await run({ outTradeNo: 'N1' })).state, 'paid')
   assert.equal(fake.calls.requestPayment.length, 0)
 })
+
+// --- Idempotency-Key, address and remark on a new order -------------------
+
+const KEY = /^[A-Za-z0-9_-]{1,64}$/
+const keysSent = () => fake.requests(ORDER).map((c) => c.header['Idempotency-Key'])
+const ADDRESS = {
+  user_name: '张三', tel_number: '13800000000', province_name: '广东省', city_name: '广州市',
+  county_name: '海珠区', detail_info: '新港中路397号',
+}
+
+test('a new order carries an Idempotency-Key; address and remark go in the body', async () => {
+  fake.reply(ORDER, created())
+  fake.reply('GET /orders/N1', order('paid'))
+  const final = await run({ address: ADDRESS, remark: 'Leave at the door' })
+  assert.deepEqual(fake.requests(ORDER)[0].data, {
+    items: [{ product_id: 1, quantity: 2 }], total_fee: 100, address: ADDRESS, remark: 'Leave at the door',
+  })
+  assert.match(keysSent()[0], KEY)
+  assert.equal(final.state, 'paid')
+  assert.equal(final.idempotencyKey, undefined) // answered: the attempt is over
+})
+
+test('a network failure is retried with the same key; a new attempt gets a new key', async () => {
+  fake.reply(ORDER, { network: 'request:fail timeout' }, created())
+  fake.reply('GET /orders/N1', order('paid'))
+  assert.equal((await run()).state, 'paid')
+  const [first, retry] = keysSent()
+  assert.match(first, KEY)
+  assert.equal(retry, first)
+  assert.deepEqual(fake.requests(ORDER)[1].data, fake.requests(ORDER)[0].data)
+
+  fake.reply(ORDER, created('N2'))
+  fake.reply('GET /orders/N2', order('paid'))
+  await run()
+  assert.equal(keysSent().length, 3)
+  assert.notEqual(keysSent()[2], first)
+})
+
+test('a lost answer hands the key back so the next tap reuses it', async () => {
+  fake.reply(ORDER, { network: 'request:fail timeout' }) // twice: the retry fails too
+  const lost = await run()
+  assert.equal(lost.state, 'failed')
+  assert.equal(fake.requests(ORDER).length, 2)
+  assert.equal(lost.idempotencyKey, keysSent()[0])
+
+  fake.reply(ORDER, { status: 504, body: '<html>Gateway Timeout</html>' })
+  const again = await run({ idempotencyKey: lost.idempotencyKey })
+  assert.equal(keysSent()[2], lost.idempotencyKey)
+  assert.equal(again.idempotencyKey, lost.idempotencyKey) // a 504 does not say either
+
+  // A definite answer ends the attempt: the key is not handed back.
+  fake.reply(ORDER, { status: 409, body: { detail: 'Not enough stock for Tea.' } })
+  const refused = await run({ idempotencyKey: lost.idempotencyKey })
+  assert.equal(refused.idempotencyKey, undefined)
+  assert.equal(refused.message, 'Not enough stock for Tea.')
+})
+
+test('a 400 naming address asks for one, with a clear message', async () => {
+  const detail = 'address: This order ships: a delivery address is required.'
+  fake.reply(ORDER, { status: 400, body: { detail, errors: { address: ['This order ships: a delivery address is required.'] } } })
+  const missing = await run()
+  assert.equal(missing.state, 'failed')
+  assert.equal(missing.needsAddress, true)
+  assert.match(missing.message, /needs a delivery address/)
+  assert.equal(fake.calls.requestPayment.length, 0)
+
+  const incomplete = 'address.tel_number: This field may not be blank.'
+  fake.reply(ORDER, { status: 400, body: { detail: incomplete, errors: { address: { tel_number: ['This field may not be blank.'] } } } })
+  const bad = await run({ address: { ...ADDRESS, tel_number: '' } })
+  assert.equal(bad.address, null) // forget it: the next tap opens the address book again
+  assert.match(bad.message, /address is incomplete/)
+  assert.match(bad.message, /tel_number/)
+
+  // Named only in `detail` (a refusal without `errors`) counts too.
+  fake.reply(ORDER, { status: 400, body: { detail: 'A delivery address is required: this order ships.' } })
+  assert.equal((await run()).needsAddress, true)
+})
+
+test('another 400 is shown as the server said it', async () => {
+  fake.reply(ORDER, { status: 400, body: { detail: 'items.0.quantity: Ensure this value is greater than or equal to 1.', errors: { items: [{ quantity: ['…'] }] } } })
+  const final = await run()
+  assert.equal(final.needsAddress, undefined)
+  assert.match(final.message, /^items\.0\.quantity/)
+})

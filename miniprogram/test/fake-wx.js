@@ -6,7 +6,10 @@
 //   fake.reply('GET /orders/N1', unpaid, paid)                       // the last reply repeats
 //   fake.reply('GET /orders/N1', { network: 'request:fail timeout' }) // `fail` callback
 //   fake.payWith('cancel')   // next wx.requestPayment: 'ok' (default) | 'cancel' | any errMsg
+//   fake.addressWith({userName, …}, 'cancel')  // next wx.chooseAddress results: an address | 'cancel' | any errMsg
+//   fake.modalWith(false)    // next wx.showModal: confirm true (default) | false
 //   fake.calls.request       // [{key, url, path, method, data, header}]
+//   fake.calls.ui            // [[name, options]] for toasts, loading, navigation, modals
 
 const later = (fn) => setImmediate(fn)
 const clone = (v) => (v === undefined ? v : JSON.parse(JSON.stringify(v)))
@@ -14,8 +17,10 @@ const clone = (v) => (v === undefined ? v : JSON.parse(JSON.stringify(v)))
 function createFakeWx() {
   const routes = new Map() // 'METHOD /path' → replies
   const payments = [] // outcomes for wx.requestPayment, in order
+  const addresses = [] // outcomes for wx.chooseAddress, in order
+  const modals = [] // confirm answers for wx.showModal, in order
   const storage = new Map()
-  const calls = { login: 0, request: [], requestPayment: [], ui: [] }
+  const calls = { login: 0, request: [], requestPayment: [], chooseAddress: 0, ui: [] }
   let codes = 0
 
   const ui = (name) => (options) => { calls.ui.push([name, options]) }
@@ -51,6 +56,22 @@ function createFakeWx() {
       })
     },
 
+    chooseAddress(options) {
+      calls.chooseAddress += 1
+      // Unscripted: a cancel, so a test never gets an address it did not set up.
+      const outcome = addresses.length ? addresses.shift() : 'cancel'
+      later(() => {
+        if (typeof outcome === 'object') options.success({ ...outcome, errMsg: 'chooseAddress:ok' })
+        else options.fail({ errMsg: outcome === 'cancel' ? 'chooseAddress:fail cancel' : outcome })
+      })
+    },
+
+    showModal(options) {
+      calls.ui.push(['showModal', { title: options.title, content: options.content }])
+      const confirm = modals.length ? modals.shift() : true
+      later(() => options.success({ confirm, cancel: !confirm, errMsg: 'showModal:ok' }))
+    },
+
     getStorageSync: (key) => (storage.has(key) ? clone(storage.get(key)) : ''), // '' like wx
     setStorageSync: (key, value) => { storage.set(key, clone(value)) },
     removeStorageSync: (key) => { storage.delete(key) },
@@ -58,6 +79,8 @@ function createFakeWx() {
     showToast: ui('showToast'),
     showLoading: ui('showLoading'),
     hideLoading: ui('hideLoading'),
+    navigateTo: ui('navigateTo'),
+    stopPullDownRefresh: ui('stopPullDownRefresh'),
   }
 
   return {
@@ -66,6 +89,8 @@ function createFakeWx() {
     storage,
     reply(key, ...replies) { routes.set(key, replies); return this },
     payWith(...outcomes) { payments.push(...outcomes); return this },
+    addressWith(...outcomes) { addresses.push(...outcomes); return this },
+    modalWith(...answers) { modals.push(...answers); return this },
     requests: (key) => calls.request.filter((c) => c.key === key),
   }
 }

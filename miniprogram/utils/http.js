@@ -21,9 +21,10 @@ class ApiError extends Error {
 
 // Resolves with wx.request's response ({statusCode, data, header}) whatever the
 // HTTP status: wx calls `success` for any answer, `fail` only when none came
-// (DNS, TLS, timeout, domain not whitelisted).
-async function send(path, { method = 'GET', data, token } = {}) {
-  const header = { 'content-type': 'application/json' }
+// (DNS, TLS, timeout, domain not whitelisted). `header` adds request headers
+// (e.g. Idempotency-Key).
+async function send(path, { method = 'GET', data, token, header: extra } = {}) {
+  const header = { 'content-type': 'application/json', ...extra }
   if (token) header.Authorization = `Bearer ${token}`
   try {
     return await call('request', { url: config.baseUrl + path, method, data, header, dataType: 'json' })
