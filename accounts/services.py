@@ -11,7 +11,37 @@ from django.views.decorators.debug import sensitive_variables
 from accounts.models import User
 from accounts.tokens import token_issue
 from core.config import LOGIN_SETTINGS, require_settings
+from core.errors import DomainError
+from wechat import miniprogram
 from wechat.miniprogram import WxLoginClient, WxLoginConfig
+
+
+class LoginRefused(DomainError):
+    """A login that could not be done; ``errcode`` is WeChat's, when it gave one."""
+
+    message = "WeChat login failed."
+
+    def __init__(self, errcode: int | None = None):
+        super().__init__(self.message)
+        self.errcode = errcode
+
+    def extra(self) -> dict[str, object]:
+        return {"errcode": self.errcode}
+
+
+class LoginCodeInvalid(LoginRefused):
+    status_code = 400
+    message = "The login code is invalid, expired or already used; call wx.login() again."
+
+
+class LoginRateLimited(LoginRefused):
+    status_code = 429
+    message = "WeChat is rate-limiting logins for this user; try again in a minute."
+
+
+class LoginUnavailable(LoginRefused):
+    status_code = 502
+    message = "WeChat login is unavailable."
 
 
 @lru_cache(maxsize=4)
@@ -48,8 +78,9 @@ def user_login_with_code(*, code: str) -> LoginResult:
     """Exchange a ``wx.login()`` code for our own bearer token.
 
     The WeChat call happens before any database work, so no transaction waits on it.
+    Raises a ``LoginRefused`` (400, 429 or 502, with WeChat's errcode) when WeChat says no.
     """
-    wx_session = login_client().code2session(code)
+    wx_session = _code2session(code)
     user = _user_upsert(
         openid=wx_session.openid,
         unionid=wx_session.unionid,
@@ -60,6 +91,19 @@ def user_login_with_code(*, code: str) -> LoginResult:
         token=token_issue(user=user),
         expires_in=settings.ACCESS_TOKEN_TTL_SECONDS,
     )
+
+
+@sensitive_variables()
+def _code2session(code: str) -> miniprogram.WxSession:
+    """WeChat's answer, its refusals translated into ours (WeChat's text stays in the log)."""
+    try:
+        return login_client().code2session(code)
+    except miniprogram.InvalidCode as exc:
+        raise LoginCodeInvalid(exc.errcode) from None
+    except miniprogram.RateLimited as exc:
+        raise LoginRateLimited(exc.errcode) from None
+    except miniprogram.WeChatUnavailable as exc:
+        raise LoginUnavailable(exc.errcode) from None
 
 
 # Every variable: the ORM's frames below hold ``fields`` (the session_key) as their own.

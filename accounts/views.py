@@ -1,14 +1,13 @@
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.services import user_login_with_code
-from core.api import StrictSerializer, api_error, error_responses
+from core.api import StrictSerializer, error_responses
 from core.throttling import FailOpenScopedRateThrottle
-from wechat import miniprogram
 
 
 # The login code and the token we answer with are credentials (the code for a few
@@ -43,24 +42,8 @@ class LoginApi(APIView):
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            result = user_login_with_code(code=serializer.validated_data["code"])
-        except miniprogram.InvalidCode as exc:
-            return api_error(
-                status.HTTP_400_BAD_REQUEST,
-                "The login code is invalid, expired or already used; call wx.login() again.",
-                errcode=exc.errcode,
-            )
-        except miniprogram.RateLimited as exc:
-            return api_error(
-                status.HTTP_429_TOO_MANY_REQUESTS,
-                "WeChat is rate-limiting logins for this user; try again in a minute.",
-                errcode=exc.errcode,
-            )
-        except miniprogram.WeChatUnavailable as exc:
-            return api_error(
-                status.HTTP_502_BAD_GATEWAY, "WeChat login is unavailable.", errcode=exc.errcode
-            )
+        # A refused login is a LoginRefused, answered by core.api's exception handler.
+        result = user_login_with_code(code=serializer.validated_data["code"])
         return Response(
             {"token": result.token, "token_type": "Bearer", "expires_in": result.expires_in}
         )

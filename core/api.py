@@ -8,11 +8,11 @@ from collections.abc import Mapping
 
 from django.http import JsonResponse
 from drf_spectacular.utils import OpenApiResponse
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from core.config import WeChatNotConfigured
+from core.errors import DomainError
 
 
 class StrictSerializer(serializers.Serializer):
@@ -40,6 +40,9 @@ class ErrorSerializer(serializers.Serializer):
     total_fee = serializers.IntegerField(required=False, help_text="The server's total (fen).")
     out_trade_no = serializers.CharField(required=False)
     status = serializers.CharField(required=False, help_text="The order's status.")
+    fulfilment_status = serializers.CharField(
+        required=False, help_text="The order's fulfilment state."
+    )
 
 
 _ERROR_MEANINGS = {
@@ -67,8 +70,10 @@ def api_error(status_code: int, detail: str, **extra) -> Response:
 
 
 def exception_handler(exc, context):
-    if isinstance(exc, WeChatNotConfigured):
-        return api_error(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc))
+    """The one place an error becomes HTTP: domain errors (core.errors) answer their own
+    status and fields; DRF's errors get the same shape."""
+    if isinstance(exc, DomainError):
+        return api_error(exc.status_code, str(exc), **exc.extra())
     response = drf_exception_handler(exc, context)
     if response is not None and not (isinstance(response.data, dict) and "detail" in response.data):
         response.data = {"detail": _first_message(response.data), "errors": response.data}

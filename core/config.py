@@ -2,11 +2,13 @@
 
 A missing setting must not crash the server at import (a fresh checkout has none):
 it is reported by a system check at start-up and raised as ``WeChatNotConfigured``
-by the feature that needs it, which the views turn into a clear 503.
+by the feature that needs it, which the API answers with a clear 503.
 """
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+
+from core.errors import DomainError
 
 LOGIN_SETTINGS = ("WECHAT_APPID", "WECHAT_APP_SECRET")
 PAY_SETTINGS = ("WECHAT_APPID", "WECHAT_MCH_ID", "WECHAT_MCH_KEY", "WECHAT_NOTIFY_URL")
@@ -14,8 +16,8 @@ PAY_SETTINGS = ("WECHAT_APPID", "WECHAT_MCH_ID", "WECHAT_MCH_KEY", "WECHAT_NOTIF
 REFUND_SETTINGS = ("WECHAT_CERT_PATH", "WECHAT_KEY_PATH")
 
 
-class WeChatNotConfigured(ImproperlyConfigured):
-    pass
+class WeChatNotConfigured(DomainError, ImproperlyConfigured):
+    status_code = 503
 
 
 def missing_settings(names: tuple[str, ...]) -> list[str]:
@@ -26,3 +28,16 @@ def require_settings(names: tuple[str, ...], feature: str) -> None:
     missing = missing_settings(names)
     if missing:
         raise WeChatNotConfigured(f"{feature} is not configured: set {', '.join(missing)}.")
+
+
+def require_pay_configured() -> None:
+    """Raise ``WeChatNotConfigured`` unless WeChat Pay can be called: checked before an
+    order is recorded that could never be paid."""
+    require_settings(PAY_SETTINGS, "WeChat Pay")
+
+
+def require_refunds_configured() -> None:
+    """Raise ``WeChatNotConfigured`` unless refunds can be sent (they need the client
+    certificate too): checked before a refund is recorded that could never be sent."""
+    require_settings(REFUND_SETTINGS, "WeChat Pay refunds")
+    require_pay_configured()

@@ -67,6 +67,16 @@ class FulfilmentStatus(models.TextChoices):
     RECEIVED = "received", _("Received")
 
 
+class OrderQuerySet(models.QuerySet):
+    def with_payment(self) -> "OrderQuerySet":
+        """Orders WeChat took money for: paid, or paid after they were closed (flagged,
+        refundable). ``Order.has_payment`` says the same of one order in memory."""
+        return self.filter(
+            Q(status=Order.Status.PAID)
+            | (Q(status=Order.Status.CLOSED, transaction_id__isnull=False) & ~Q(transaction_id=""))
+        )
+
+
 class Order(models.Model):
     FulfilmentStatus = FulfilmentStatus
 
@@ -207,6 +217,8 @@ class Order(models.Model):
         help_text=_("What did not fit, as the payment check found it."),
     )
 
+    objects = OrderQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-pk"]
         verbose_name = _("order")
@@ -257,7 +269,8 @@ class Order(models.Model):
 
     @property
     def has_payment(self) -> bool:
-        """WeChat took money for it: paid, or paid after it was closed (flagged)."""
+        """WeChat took money for it: paid, or paid after it was closed (flagged). The same
+        test as ``Order.objects.with_payment()``, for an order already in memory."""
         return self.status == self.Status.PAID or (
             self.status == self.Status.CLOSED and bool(self.transaction_id)
         )

@@ -13,6 +13,7 @@ from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from accounts.models import User
+from core.errors import DomainError
 from core.times import compact_timestamp
 from orders.models import Order, OrderItem, Product
 
@@ -28,15 +29,18 @@ BODY_ELLIPSIS = "…"
 BODY_FALLBACK = "商品"
 
 
-class OrderError(Exception):
-    """A request the shop refuses; ``str()`` is safe to show the shopper."""
+class OrderError(DomainError):
+    """A request the shop refuses; ``str()`` is safe to show the shopper. Each subclass
+    names its HTTP status (core.errors); one that does not is a 400."""
 
 
 class ProductUnavailable(OrderError):
-    pass
+    status_code = 400
 
 
 class TotalFeeMismatch(OrderError):
+    status_code = 409
+
     def __init__(self, expected: int, actual: int):
         super().__init__(
             f"total_fee {expected} does not match the current price {actual} (fen); "
@@ -44,8 +48,13 @@ class TotalFeeMismatch(OrderError):
         )
         self.total_fee = actual
 
+    def extra(self) -> dict[str, object]:
+        return {"total_fee": self.total_fee}  # the client shows the current price
+
 
 class OutOfStock(OrderError):
+    status_code = 409
+
     def __init__(self, product: Product, wanted: int):
         super().__init__(f"Not enough stock for {product.name!r}: {product.stock} left.")
         self.product_id = product.pk
@@ -53,14 +62,18 @@ class OutOfStock(OrderError):
 
 
 class NotAShopper(OrderError):
-    pass
+    status_code = 403
 
 
 class UnpaidLimitReached(OrderError):
     """The shopper's unpaid orders already hold as much as one shopper may reserve."""
 
+    status_code = 409
+
 
 class IdempotencyKeyReused(OrderError):
+    status_code = 409
+
     def __init__(self, order: Order):
         super().__init__(
             f"This Idempotency-Key was used for order {order.out_trade_no} with other items; "
@@ -68,11 +81,23 @@ class IdempotencyKeyReused(OrderError):
         )
         self.out_trade_no = order.out_trade_no
 
+    def extra(self) -> dict[str, object]:
+        return {"out_trade_no": self.out_trade_no}
+
 
 @dataclass(frozen=True)
 class OrderLine:
     product_id: int
     quantity: int
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """What ``order_create`` came to: the order, and whether this call made it (False: a
+    retry with the same Idempotency-Key got the order its first request made)."""
+
+    order: Order
+    created: bool
 
 
 def order_create(
@@ -82,12 +107,12 @@ def order_create(
     client_ip: str,
     expected_total_fee: int | None = None,
     idempotency_key: str = "",
-) -> Order:
+) -> OrderRequest:
     """Price the order on the server, reserve stock and record it, all or nothing.
 
     With an ``idempotency_key`` (the client's Idempotency-Key) a retried request gets the
-    order the first one made, with ``order.replayed`` True, instead of reserving the
-    stock again; the same key with other lines raises ``IdempotencyKeyReused``.
+    order the first one made (``created`` False) instead of reserving the stock again;
+    the same key with other lines raises ``IdempotencyKeyReused``.
     """
     if not user.openid:
         raise NotAShopper("Only shoppers who logged in through WeChat can order.")
@@ -110,7 +135,7 @@ def order_create(
                 else None
             )
             if earlier is not None:
-                return earlier
+                return OrderRequest(earlier, created=False)
             # Otherwise only a clash of the random out_trade_no is worth another try.
             if attempt == 2:
                 raise
@@ -133,14 +158,14 @@ def _order_create_once(
     client_ip: str,
     expected_total_fee: int | None,
     idempotency_key: str,
-) -> Order:
+) -> OrderRequest:
     # The shopper's row first: one shopper's checkouts then run one at a time, so the caps
     # count every order already held and a retried key finds the order its twin made.
     list(User.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
     if idempotency_key:
         earlier = _order_for_key(user=user, key=idempotency_key, lines=lines)
         if earlier is not None:
-            return earlier
+            return OrderRequest(earlier, created=False)
     # Lock in primary-key order everywhere, so two orders sharing products cannot deadlock;
     # the lock makes the prices read here the ones charged and the stock checks exact.
     products = Product.objects.select_for_update().filter(pk__in=lines.keys()).order_by("pk")
@@ -190,8 +215,7 @@ def _order_create_once(
         order.openid,
         total_fee,
     )
-    order.replayed = False
-    return order
+    return OrderRequest(order, created=True)
 
 
 def _order_for_key(*, user: User, key: str, lines: "OrderedDict[int, int]") -> Order | None:
@@ -202,7 +226,6 @@ def _order_for_key(*, user: User, key: str, lines: "OrderedDict[int, int]") -> O
     # The lines are what the key promised; the total may have changed with the prices.
     if dict(order.items.values_list("product_id", "quantity")) != dict(lines):
         raise IdempotencyKeyReused(order)
-    order.replayed = True
     logger.info("order replayed out_trade_no=%s for its Idempotency-Key", order.out_trade_no)
     return order
 
@@ -320,10 +343,7 @@ def order_mark_refunded(*, order: Order) -> bool:
     The caller (``payments.refunds``) decides that the sum is complete, inside the
     transaction that locked ``order``; the conditional UPDATE makes it exactly once.
     """
-    has_payment = Q(status=Order.Status.PAID) | Q(
-        status=Order.Status.CLOSED, transaction_id__isnull=False
-    )
-    updated = Order.objects.filter(has_payment, pk=order.pk).update(status=Order.Status.REFUNDED)
+    updated = Order.objects.with_payment().filter(pk=order.pk).update(status=Order.Status.REFUNDED)
     if updated:
         order.status = Order.Status.REFUNDED
         logger.info("order refunded out_trade_no=%s", order.out_trade_no)

@@ -8,6 +8,9 @@ before that payment is recorded: if orderquery cannot confirm it, the order stay
 is, flagged, and reconciliation asks again.
 WeChat is asked first and our rows are changed after, in short transactions of their
 own: no row lock is held while WeChat answers (docs/INVARIANTS.md §6.7).
+
+What reconciling did is a ``Reconciled`` (a ``ReconcileAction`` and the code qualifying
+it); the command and admin turn its translatable label into their summary and messages.
 """
 
 # A bare §n in this file is a section of docs/protocol/wechat-pay-v2.md.
@@ -17,10 +20,12 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
+from core.errors import DomainError
 from orders.models import Order
 from orders.services import (
     MAX_TOTAL_FEE,
@@ -29,8 +34,8 @@ from orders.services import (
     order_flag,
 )
 from payments.models import REFUND_OPEN, PaymentNotification, Refund
-from payments.refunds import STATUS_FROM_WECHAT, refund_apply_result, refund_submit
-from payments.services import PaymentFields, payment_apply, payment_client
+from payments.refunds import STATUS_FROM_WECHAT, RefundApplied, refund_apply_result, refund_submit
+from payments.services import PaymentFields, WeChatPayFailed, payment_apply, payment_client
 from wechat.pay_v2 import OrderClosed, OrderNotExist, OrderPaid, TradeQuery, WxPayError
 
 logger = logging.getLogger(__name__)
@@ -47,10 +52,82 @@ PAID_STATES = {"SUCCESS", "REFUND"}
 REFUND_QUERY_AFTER = timedelta(minutes=5)
 
 
-class OrderNotClosable(Exception):
+class OrderNotClosable(DomainError):
+    status_code = 409
+
     def __init__(self, order: Order):
         super().__init__(f"Order {order.out_trade_no} is {order.status} and cannot be closed.")
         self.status = order.status
+
+    def extra(self) -> dict[str, object]:
+        return {"status": self.status}
+
+
+class OrderPaidWhileClosing(DomainError):
+    """Closing found the order paid at WeChat: recorded paid, or left unpaid and flagged
+    while the payment is not settled (``CloseResult.closed`` False)."""
+
+    status_code = 409
+
+    def __init__(self, order: Order):
+        super().__init__("WeChat reports the order paid meanwhile; it cannot be closed.")
+        self.status = order.status
+
+    def extra(self) -> dict[str, object]:
+        return {"status": self.status}
+
+
+class ReconcileAction(models.TextChoices):
+    """What reconciling one order or refund did: a line of reconcile_orders' summary and a
+    part of admin's "Ask WeChat now" message. ``Reconciled.detail`` may qualify it."""
+
+    NOTHING_TO_DO = "nothing_to_do", _("nothing to do")
+    WAITING = "waiting", _("waiting")
+    # detail: payment_apply's outcome (paid, duplicate, flagged)
+    PAYMENT_RECORDED = "payment_recorded", _("payment recorded")
+    PAID_WHILE_CLOSING = "paid_while_closing", _("payment recorded (paid while closing)")
+    PAID_AFTER_CLOSE = "paid_after_close", _("payment after close recorded")
+    CLOSED_EXPIRED = "closed_expired", _("closed (expired)")
+    CLOSED_NEVER_SENT = "closed_never_sent", _("closed (expired, never sent to WeChat)")
+    # detail: WeChat's trade_state (CLOSED, REVOKED, PAYERROR)
+    CLOSED_TO_MATCH_WECHAT = "closed_to_match_wechat", _("closed to match WeChat")
+    CLOSED_AT_WECHAT = "closed_at_wechat", _("closed at WeChat")
+    ANSWER_DID_NOT_FIT = "answer_did_not_fit", _("flagged (answer did not fit)")
+    PAID_UNSETTLED = "paid_unsettled", _("flagged (WeChat says paid, nothing recorded)")
+    REFUND_SENT_AGAIN = "refund_sent_again", _("refund sent again")  # detail: its status now
+    REFUND_WAITING = "refund_waiting", _("refund waiting")
+    # detail: WeChat's refund_status
+    REFUND_STILL_OPEN = "refund_still_open", _("refund still open at WeChat")
+    # detail: the refund's final status (success, closed, abnormal)
+    REFUND_RECORDED = "refund_recorded", _("refund result recorded")
+    REFUND_DUPLICATE = "refund_duplicate", _("refund result already recorded")
+    REFUND_CONFLICT = "refund_conflict", _("flagged (refund result did not fit)")
+    # The run itself (reconcile_orders); detail: the exception's type.
+    TAKEN = "taken", _("taken by another run")
+    WECHAT_ERROR = "wechat_error", _("WeChat error")
+    REFUND_WECHAT_ERROR = "refund_wechat_error", _("refund: WeChat error")
+    FAILED = "failed", _("failed")  # ours (data, database, settings): the run exits non-zero
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """One thing reconciling did, and the code that qualifies it, if any."""
+
+    action: ReconcileAction
+    detail: str = ""
+
+    @property
+    def label(self) -> str:
+        """For people, in the active language: ``payment recorded (paid)``."""
+        label = str(self.action.label)
+        return f"{label} ({self.detail})" if self.detail else label
+
+
+_REFUND_ACTIONS = {
+    RefundApplied.APPLIED: ReconcileAction.REFUND_RECORDED,
+    RefundApplied.DUPLICATE: ReconcileAction.REFUND_DUPLICATE,
+    RefundApplied.CONFLICT: ReconcileAction.REFUND_CONFLICT,
+}
 
 
 class WeChatClose(enum.StrEnum):
@@ -79,15 +156,21 @@ def order_close(*, order: Order) -> CloseResult:
     at WeChat later. When WeChat answers that the order was paid meanwhile, the payment
     is recorded (through the same checks as a notify) instead, or, if it cannot be, the
     order stays unpaid and flagged: never closed while WeChat may hold its money.
+    Raises ``WeChatPayFailed`` when WeChat refuses or is unavailable (nothing changed).
     """
     if order.status == Order.Status.CLOSED:
         return CloseResult(order, closed=True)
     if order.status != Order.Status.UNPAID:
         raise OrderNotClosable(order)
     pending = bool(order.prepay_id) and not _wechat_may_close(order)
-    if order.prepay_id and not pending and _close_at_wechat(order) != WeChatClose.CLOSED:
-        order.refresh_from_db()
-        return CloseResult(order, closed=False)
+    if order.prepay_id and not pending:
+        try:
+            closing = _close_at_wechat(order)
+        except WxPayError as exc:
+            raise WeChatPayFailed("WeChat Pay could not close the order", exc) from exc
+        if closing != WeChatClose.CLOSED:
+            order.refresh_from_db()
+            return CloseResult(order, closed=False)
     if not order_close_local(order=order, pending_at_wechat=pending):
         order.refresh_from_db()
         if order.status != Order.Status.CLOSED:
@@ -175,31 +258,36 @@ def _apply_trade(order: Order, trade: TradeQuery) -> str:
     )
     with transaction.atomic():
         locked = Order.objects.select_for_update().get(pk=order.pk)
-        outcome, _ = payment_apply(order=locked, payment=payment)
+        outcome = payment_apply(order=locked, payment=payment).outcome
         if trade.trade_state == "REFUND":
             order_flag(order=locked, reason="WeChat reports a refund started on this order.")
     return outcome
 
 
 @sensitive_variables()
-def order_reconcile(*, order: Order) -> str:
-    """Bring one order in line with WeChat; returns what was done, for the summary.
+def order_reconcile(*, order: Order) -> tuple[Reconciled, ...]:
+    """Bring one order in line with WeChat; returns what was done: one action, or, for a
+    paid order, one for each of its unsettled refunds.
 
     Idempotent: every change goes through a conditional update or ``payment_apply``
     under the row lock, so running it twice, or beside a notify, is harmless.
     """
     if order.status == Order.Status.CLOSED:
-        return _reconcile_closed(order)
+        return (_reconcile_closed(order),)
     if order.status in (Order.Status.PAID, Order.Status.REFUNDED):
         return _reconcile_refunds(order)
     if order.status != Order.Status.UNPAID:
-        return "nothing to do"
+        return (Reconciled(ReconcileAction.NOTHING_TO_DO),)
+    return (_reconcile_unpaid(order),)
+
+
+def _reconcile_unpaid(order: Order) -> Reconciled:
     expired = order.expires_at <= timezone.now()
     if not order.prepay_id:
         # Never reached WeChat: nobody can have paid it.
         if expired and order_close_local(order=order):
-            return "closed (expired, never sent to WeChat)"
-        return "waiting"
+            return Reconciled(ReconcileAction.CLOSED_NEVER_SENT)
+        return Reconciled(ReconcileAction.WAITING)
     try:
         trade = payment_client(sign_type=order.sign_type).order_query(
             out_trade_no=order.out_trade_no
@@ -209,67 +297,70 @@ def order_reconcile(*, order: Order) -> str:
     # Only a paid answer must echo out_trade_no; one naming another order is never used.
     if trade is not None and trade.out_trade_no and trade.out_trade_no != order.out_trade_no:
         _flag_unfit(order, trade, f"out_trade_no {trade.out_trade_no[:32]!r} is not the order's")
-        return "flagged (answer did not fit)"
+        return Reconciled(ReconcileAction.ANSWER_DID_NOT_FIT)
     if trade is not None and trade.trade_state in PAID_STATES:
         outcome = _apply_trade(order, trade)
         if outcome == Outcome.REJECTED:
-            return "flagged (answer did not fit)"
-        return f"payment recorded ({outcome})"
+            return Reconciled(ReconcileAction.ANSWER_DID_NOT_FIT)
+        return Reconciled(ReconcileAction.PAYMENT_RECORDED, str(outcome))
     if trade is not None and trade.trade_state in CLOSED_STATES:
         order_close_local(order=order)
-        return f"closed ({trade.trade_state} at WeChat)"
+        return Reconciled(ReconcileAction.CLOSED_TO_MATCH_WECHAT, trade.trade_state)
     if expired and (trade is None or trade.trade_state == "NOTPAY"):
         closing = _close_at_wechat(order)
         if closing == WeChatClose.PAID:
-            return "payment recorded (paid while closing)"
+            return Reconciled(ReconcileAction.PAID_WHILE_CLOSING)
         if closing == WeChatClose.UNSETTLED:
-            return "flagged (WeChat says paid, nothing recorded)"
+            return Reconciled(ReconcileAction.PAID_UNSETTLED)
         order_close_local(order=order)
-        return "closed (expired)"
-    return "waiting"
+        return Reconciled(ReconcileAction.CLOSED_EXPIRED)
+    return Reconciled(ReconcileAction.WAITING)
 
 
-def _reconcile_closed(order: Order) -> str:
+def _reconcile_closed(order: Order) -> Reconciled:
     if not order.close_pending_at_wechat:
-        return "nothing to do"
+        return Reconciled(ReconcileAction.NOTHING_TO_DO)
     if not _wechat_may_close(order):
-        return "waiting"
+        return Reconciled(ReconcileAction.WAITING)
     outcome = _close_at_wechat(order)
     if outcome == WeChatClose.UNSETTLED:
         # Still pending: the next run asks WeChat again.
-        return "flagged (WeChat says paid, nothing recorded)"
+        return Reconciled(ReconcileAction.PAID_UNSETTLED)
     order_clear_close_pending(order=order)
-    return "payment after close recorded" if outcome == WeChatClose.PAID else "closed at WeChat"
+    if outcome == WeChatClose.PAID:
+        return Reconciled(ReconcileAction.PAID_AFTER_CLOSE)
+    return Reconciled(ReconcileAction.CLOSED_AT_WECHAT)
 
 
-def _reconcile_refunds(order: Order) -> str:
+def _reconcile_refunds(order: Order) -> tuple[Reconciled, ...]:
     """A paid order has nothing to ask WeChat about but its unsettled refunds: asked now,
     since a person wants to know."""
     refunds = order.refunds.filter(status__in=REFUND_OPEN).order_by("pk")
-    actions = [refund_reconcile(refund=r, query_after=timedelta(0)) for r in refunds]
-    return "; ".join(actions) or "nothing to do"
+    done = tuple(refund_reconcile(refund=r, query_after=timedelta(0)) for r in refunds)
+    return done or (Reconciled(ReconcileAction.NOTHING_TO_DO),)
 
 
 @sensitive_variables()
-def refund_reconcile(*, refund: Refund, query_after: timedelta = REFUND_QUERY_AFTER) -> str:
-    """Bring one refund in line with WeChat; returns what was done, for the summary.
+def refund_reconcile(*, refund: Refund, query_after: timedelta = REFUND_QUERY_AFTER) -> Reconciled:
+    """Bring one refund in line with WeChat; returns what was done.
 
     Pending: WeChat never clearly accepted it, so it is sent again with the *same*
     ``out_refund_no`` (refunded only once, §7.1). Processing for a while: its notify may
     have been lost, so refundquery (§7.2) is asked and its verdict applied. Idempotent.
     """
     if refund.status == Refund.Status.PENDING:
-        return f"refund sent again ({refund_submit(refund=refund).status})"
+        sent = refund_submit(refund=refund)
+        return Reconciled(ReconcileAction.REFUND_SENT_AGAIN, str(sent.status))
     if refund.status != Refund.Status.PROCESSING:
-        return "nothing to do"
+        return Reconciled(ReconcileAction.NOTHING_TO_DO)
     if timezone.now() - refund.updated_at < query_after:
-        return "refund waiting"
+        return Reconciled(ReconcileAction.REFUND_WAITING)
     # refundquery needs no client certificate (§7.2).
     query = payment_client().refund_query(out_refund_no=refund.out_refund_no)
     status = STATUS_FROM_WECHAT.get(query.refund_status)
     if status is None:
-        return f"refund still {query.refund_status or 'unknown'} at WeChat"
-    outcome = refund_apply_result(
+        return Reconciled(ReconcileAction.REFUND_STILL_OPEN, query.refund_status or "unknown")
+    applied = refund_apply_result(
         refund=refund,
         status=status,
         refund_id=query.refund_id,
@@ -277,4 +368,4 @@ def refund_reconcile(*, refund: Refund, query_after: timedelta = REFUND_QUERY_AF
         recv_account=query.recv_account,
         refund_fee=query.refund_fee,
     )
-    return f"refund {status} ({outcome})"
+    return Reconciled(_REFUND_ACTIONS[applied], str(status))

@@ -152,10 +152,10 @@ def _process(notification: PaymentNotification, body: bytes) -> None:
             raise NotifyRejected(Outcome.UNKNOWN_ORDER, "No order with this out_trade_no.")
         notification.order = order
         if fields.get("result_code") != "SUCCESS":
-            outcome, detail = Outcome.NOT_PAID, f"result_code {fields.get('result_code')!r}."
-        else:
-            outcome, detail = payment_apply(order=order, payment=_payment_fields(fields))
-        _finish(notification, outcome, detail)
+            _finish(notification, Outcome.NOT_PAID, f"result_code {fields.get('result_code')!r}.")
+            return
+        result = payment_apply(order=order, payment=_payment_fields(fields))
+        _finish(notification, result.outcome, result.detail)
 
 
 def _verify(notification: PaymentNotification, fields: dict, order: Order | None) -> None:
@@ -261,7 +261,7 @@ def _record_external_refund(notification: PaymentNotification, info: dict, resul
         order=order, out_refund_no=notification.out_refund_no, **result
     )
     notification.refund = recorded.refund
-    if recorded.applied == refunds.DUPLICATE:
+    if recorded.applied == refunds.RefundApplied.DUPLICATE:
         _finish(notification, Outcome.DUPLICATE, "Already recorded.")
     else:
         _finish(
@@ -306,10 +306,10 @@ def _refund_result(info: dict) -> dict:
     }
 
 
-def _refund_outcome(applied: str, status: str) -> tuple[str, str]:
-    if applied == refunds.DUPLICATE:
+def _refund_outcome(applied: refunds.RefundApplied, status: str) -> tuple[str, str]:
+    if applied == refunds.RefundApplied.DUPLICATE:
         return Outcome.DUPLICATE, "Already recorded."
-    if applied == refunds.CONFLICT:
+    if applied == refunds.RefundApplied.CONFLICT:
         return Outcome.FLAGGED, "Does not fit the refund on record; order flagged."
     if status == Refund.Status.ABNORMAL:
         return Outcome.FLAGGED, "Refund abnormal (CHANGE); order flagged."

@@ -21,13 +21,13 @@ from datetime import datetime
 from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import Sum
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import User
-from core.config import REFUND_SETTINGS, require_settings
+from core.config import require_refunds_configured
 from core.money import yuan
 from orders.models import Order
 from orders.services import order_flag, order_mark_refunded
@@ -53,8 +53,24 @@ STATUS_FROM_WECHAT = {
     "REFUNDCLOSE": Status.CLOSED,
     "CHANGE": Status.ABNORMAL,
 }
-# What refund_apply_result did.
-APPLIED, DUPLICATE, CONFLICT = "applied", "duplicate", "conflict"
+
+
+class RefundApplied(models.TextChoices):
+    """What ``refund_apply_result`` did with WeChat's word on a refund. Callers branch on
+    it; people read it as a ledger outcome or a ReconcileAction's label."""
+
+    APPLIED = "applied"  # recorded now
+    DUPLICATE = "duplicate"  # recorded before: nothing changed
+    CONFLICT = "conflict"  # did not fit the refund on record: nothing changed, order flagged
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    """What ``refund_create`` came to: the refund, and whether this call made it (False:
+    the request key's earlier submission made it; do not act on it as new)."""
+
+    refund: Refund
+    created: bool
 
 
 class RefundError(Exception):
@@ -79,7 +95,7 @@ def refund_client() -> WxPayClient:
     Raises ``WeChatNotConfigured`` (a clear message for staff) rather than failing later
     inside the HTTP call.
     """
-    require_settings(REFUND_SETTINGS, "WeChat Pay refunds")
+    require_refunds_configured()
     return payment_client()
 
 
@@ -110,7 +126,7 @@ def refund_create(
     reason: str,
     requested_by: User | None = None,
     request_key: str = "",
-) -> Refund:
+) -> RefundRequest:
     """Record a pending refund of ``refund_fee`` fen; WeChat is not called here.
 
     The order row is locked while the amount is checked against what its other refunds
@@ -118,11 +134,10 @@ def refund_create(
 
     ``request_key`` (the one-time key of an admin confirmation page) makes one request
     make at most one refund, however often it is submitted: the refund already recorded
-    with it is returned as it is, whatever is asked this time, with ``replayed`` set (the
+    with it is returned as it is, whatever is asked this time, with ``created`` False (the
     caller must not act on it as new); a key already used for another order is refused.
-    A refund made by this call has ``replayed`` False.
     """
-    refund_client()  # refuse before recording anything that could never be sent
+    require_refunds_configured()  # refuse before recording anything that could never be sent
     if isinstance(refund_fee, bool) or not isinstance(refund_fee, int) or refund_fee < 1:
         raise RefundAmountInvalid("The refund amount must be at least ¥0.01.")
     reason = (reason or "").strip()
@@ -141,7 +156,7 @@ def refund_create(
             # for the first to commit, then finds its refund instead of checking the amount.
             existing = _refund_for_request(locked, request_key)
             if existing is not None:
-                return existing
+                return RefundRequest(existing, created=False)
             _check_refundable(locked, refund_fee)
             refund = Refund.objects.create(
                 order=locked,
@@ -157,15 +172,14 @@ def refund_create(
         existing = _refund_for_request(order, request_key)
         if existing is None:
             raise
-        return existing
-    refund.replayed = False
+        return RefundRequest(existing, created=False)
     logger.info(
         "refund created out_refund_no=%s out_trade_no=%s refund_fee=%s",
         refund.out_refund_no,
         locked.out_trade_no,
         refund_fee,
     )
-    return refund
+    return RefundRequest(refund, created=True)
 
 
 REQUEST_KEY_MAX_CHARS = 64  # Refund.request_key
@@ -174,7 +188,7 @@ _XML_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]"
 
 
 def _refund_for_request(order: Order, request_key: str) -> Refund | None:
-    """The refund already made for ``request_key`` (``replayed`` set), or None."""
+    """The refund already made for ``request_key``, or None."""
     if not request_key:
         return None
     refund = Refund.objects.filter(request_key=request_key).first()
@@ -184,7 +198,6 @@ def _refund_for_request(order: Order, request_key: str) -> Refund | None:
         raise RefundNotAllowed(
             "This refund request was already used for another order; open the refund page again."
         )
-    refund.replayed = True
     logger.info(
         "refund request repeated out_refund_no=%s out_trade_no=%s",
         refund.out_refund_no,
@@ -284,7 +297,7 @@ def refund_apply_result(
     succeeded_at: datetime | None = None,
     recv_account: str = "",
     refund_fee: int | None = None,
-) -> str:
+) -> RefundApplied:
     """Record WeChat's final word on a refund, exactly once; returns APPLIED, DUPLICATE or
     CONFLICT (nothing changed, the order is flagged for staff).
 
@@ -298,12 +311,12 @@ def refund_apply_result(
         # Order first, then refund: the lock order of refund_create, so no deadlock.
         order = Order.objects.select_for_update().get(pk=refund.order_id)
         locked = Refund.objects.select_for_update().get(pk=refund.pk)
+        if _is_duplicate(locked, status):
+            return RefundApplied.DUPLICATE
         problem = _result_problem(locked, status, refund_fee)
-        if problem == DUPLICATE:
-            return DUPLICATE
         if problem:
             order_flag(order=order, reason=f"Refund {locked.out_refund_no}: {problem}")
-            return CONFLICT
+            return RefundApplied.CONFLICT
         if locked.status == Status.FAILED:
             order_flag(
                 order=order,
@@ -318,18 +331,20 @@ def refund_apply_result(
             updated_at=timezone.now(),
         )
         if not updated:
-            return DUPLICATE
+            return RefundApplied.DUPLICATE
         _order_after_result(order, locked, status)
     refund.refresh_from_db()
     logger.info("refund %s out_refund_no=%s", status, refund.out_refund_no)
-    return APPLIED
+    return RefundApplied.APPLIED
+
+
+def _is_duplicate(refund: Refund, status: str) -> bool:
+    return refund.status in REFUND_FINAL and refund.status == status
 
 
 def _result_problem(refund: Refund, status: str, refund_fee: int | None) -> str:
-    """ "" when the result may be applied, DUPLICATE, or a reason for staff."""
+    """ "" when the result may be applied, else a reason for staff."""
     if refund.status in REFUND_FINAL:
-        if refund.status == status:
-            return DUPLICATE
         return f"WeChat reports {status} after {refund.status}; nothing changed."
     if refund_fee is not None and refund_fee != refund.refund_fee:
         return f"WeChat reports {status} for {refund_fee} fen, not {refund.refund_fee}."
@@ -366,7 +381,7 @@ EXTERNAL_REFUND_REASON = "made outside the shop (WeChat Pay merchant platform)"
 @dataclass(frozen=True)
 class ExternalRefund:
     refund: Refund
-    applied: str  # APPLIED: recorded now; DUPLICATE: it was recorded before
+    applied: RefundApplied  # APPLIED: recorded now; DUPLICATE: it was recorded before
 
 
 def refund_record_external(
@@ -395,7 +410,7 @@ def refund_record_external(
         locked = Order.objects.select_for_update().get(pk=order.pk)
         existing = Refund.objects.filter(out_refund_no=out_refund_no).first()
         if existing is not None:
-            return ExternalRefund(existing, DUPLICATE)
+            return ExternalRefund(existing, RefundApplied.DUPLICATE)
         refund = Refund.objects.create(
             order=locked,
             out_refund_no=out_refund_no,

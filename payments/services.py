@@ -2,7 +2,8 @@
 
 Services reach WeChat Pay only through ``payment_client()`` and the narrow interface
 of ``WxPayClient`` (prepay, query, close, parse/verify notify), so an API v3 client can
-later sit beside v2 without touching order logic.
+later sit beside v2 without touching order logic. WeChat Pay failing a call made for a
+shopper becomes ``WeChatPayFailed`` here, once, for the API to answer 502.
 """
 
 import logging
@@ -14,7 +15,8 @@ from django.conf import settings
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from core.config import PAY_SETTINGS, require_settings
+from core.config import require_pay_configured
+from core.errors import DomainError
 from orders.models import Order
 from orders.services import (
     order_flag,
@@ -23,7 +25,7 @@ from orders.services import (
     order_set_prepay,
 )
 from payments.models import PaymentNotification
-from wechat.pay_v2 import WxPayClient, WxPayConfig
+from wechat.pay_v2 import WxPayBusinessError, WxPayClient, WxPayConfig, WxPayError
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +34,30 @@ PREPAY_LIFETIME = timedelta(hours=2)  # docs/protocol/wechat-pay-v2.md §3.2
 PREPAY_REUSE_MARGIN = timedelta(minutes=5)
 
 
-class OrderNotPayable(Exception):
-    pass
+class OrderNotPayable(DomainError):
+    status_code = 409
+
+    def __init__(self, order: Order, message: str):
+        super().__init__(message)
+        self.status, self.out_trade_no = order.status, order.out_trade_no
+
+    def extra(self) -> dict[str, object]:
+        return {"status": self.status, "out_trade_no": self.out_trade_no}
+
+
+class WeChatPayFailed(DomainError):
+    """WeChat Pay refused a call or could not be reached (any ``WxPayError``, including
+    values the request cannot carry): nothing changed here, the caller may try again."""
+
+    status_code = 502
+
+    def __init__(self, message: str, cause: WxPayError, *, out_trade_no: str = ""):
+        super().__init__(f"{message}: {cause}")
+        self.err_code = cause.err_code if isinstance(cause, WxPayBusinessError) else ""
+        self.out_trade_no = out_trade_no
+
+    def extra(self) -> dict[str, object]:
+        return {"err_code": self.err_code, "out_trade_no": self.out_trade_no}
 
 
 @lru_cache(maxsize=4)
@@ -44,7 +68,7 @@ def _client_for(config: WxPayConfig) -> WxPayClient:
 
 def payment_client(*, sign_type: str | None = None) -> WxPayClient:
     """The client for this configuration; ``sign_type`` pins an order's own algorithm."""
-    require_settings(PAY_SETTINGS, "WeChat Pay")
+    require_pay_configured()
     return _client_for(
         WxPayConfig(
             appid=settings.WECHAT_APPID,
@@ -68,33 +92,49 @@ def payment_prepare(*, order: Order) -> dict[str, str]:
     A prepay_id with life left is reused (fresh timeStamp, nonce and paySign); else
     unifiedorder is called again with the order's stored parameters, which WeChat
     treats as re-entry of the same trade. Runs outside any transaction: nothing is
-    locked while WeChat answers. Raises ``WxPayError`` when WeChat refuses.
+    locked while WeChat answers. Raises ``WeChatPayFailed`` when WeChat refuses or is
+    unavailable: the order stays unpaid and can be paid again later.
     """
     if not order.is_payable:
-        raise OrderNotPayable(f"Order {order.out_trade_no} is {order.status} and cannot be paid.")
+        raise OrderNotPayable(
+            order, f"Order {order.out_trade_no} is {order.status} and cannot be paid."
+        )
     # The order keeps the algorithm it was created with, even if the setting changes.
     client = payment_client(sign_type=order.sign_type)
     now = timezone.now()
     if not (order.prepay_id and order.prepay_expires_at - PREPAY_REUSE_MARGIN > now):
-        prepay = client.unified_order(
-            out_trade_no=order.out_trade_no,
-            total_fee=order.total_fee,
-            body=order.body,
-            openid=order.openid,  # always the owner's: WeChat refuses any other payer
-            # The URL of the first call: a re-entry with another one is OUT_TRADE_NO_USED.
-            notify_url=order.notify_url or settings.WECHAT_NOTIFY_URL,
-            spbill_create_ip=order.spbill_create_ip,
-            time_start=order.created_at,
-            time_expire=order.expires_at,
-        )
+        try:
+            prepay = client.unified_order(
+                out_trade_no=order.out_trade_no,
+                total_fee=order.total_fee,
+                body=order.body,
+                openid=order.openid,  # always the owner's: WeChat refuses any other payer
+                # The URL of the first call: a re-entry with another one is OUT_TRADE_NO_USED.
+                notify_url=order.notify_url or settings.WECHAT_NOTIFY_URL,
+                spbill_create_ip=order.spbill_create_ip,
+                time_start=order.created_at,
+                time_expire=order.expires_at,
+            )
+        except WxPayError as exc:
+            raise WeChatPayFailed(
+                "WeChat Pay refused or is unavailable", exc, out_trade_no=order.out_trade_no
+            ) from exc
         if not order_set_prepay(
             order=order, prepay_id=prepay.prepay_id, expires_at=now + PREPAY_LIFETIME
         ):
-            raise OrderNotPayable(f"Order {order.out_trade_no} stopped being payable.")
+            raise OrderNotPayable(order, f"Order {order.out_trade_no} stopped being payable.")
     return client.jsapi_params(order.prepay_id)
 
 
 Outcome = PaymentNotification.Outcome
+
+
+@dataclass(frozen=True)
+class PaymentResult:
+    """What ``payment_apply`` did, for the ledger row of the notify or query behind it."""
+
+    outcome: Outcome  # PAID, DUPLICATE or FLAGGED
+    detail: str  # recorded on the ledger row, for staff
 
 
 @dataclass(frozen=True)
@@ -107,8 +147,8 @@ class PaymentFields:
     paid_at: datetime  # WeChat's time_end, Beijing time
 
 
-def payment_apply(*, order: Order, payment: PaymentFields) -> tuple[str, str]:
-    """Record a payment WeChat vouched for; returns ``(outcome, detail)``.
+def payment_apply(*, order: Order, payment: PaymentFields) -> PaymentResult:
+    """Record a payment WeChat vouched for, and say what that came to.
 
     The one place that decides what a payment means for an order, for notifies and
     reconciliation alike. Call it inside the transaction that locked ``order``
@@ -116,13 +156,12 @@ def payment_apply(*, order: Order, payment: PaymentFields) -> tuple[str, str]:
     silently and never dropped: WeChat has the money, so its transaction is recorded
     where staff can refund it, and the order is flagged with the reason.
     """
-    if order.status in (Order.Status.PAID, Order.Status.REFUNDED) or (
-        order.status == Order.Status.CLOSED and order.transaction_id
-    ):
+    # Already paid (a refund since does not make it payable again).
+    if order.has_payment or order.status == Order.Status.REFUNDED:
         if order.transaction_id == payment.transaction_id:
-            return Outcome.DUPLICATE, "Already recorded."
+            return PaymentResult(Outcome.DUPLICATE, "Already recorded.")
         order_flag(order=order, reason=f"Paid twice: second transaction {payment.transaction_id}.")
-        return Outcome.FLAGGED, "A second payment for an order already paid."
+        return PaymentResult(Outcome.FLAGGED, "A second payment for an order already paid.")
     problems = []
     if payment.total_fee != order.total_fee:
         problems.append(f"amount {payment.total_fee} ≠ order total {order.total_fee}")
@@ -137,7 +176,7 @@ def payment_apply(*, order: Order, payment: PaymentFields) -> tuple[str, str]:
             paid_at=payment.paid_at,
             paid_fee=payment.total_fee,
         ):
-            return Outcome.PAID, "Order marked paid."
+            return PaymentResult(Outcome.PAID, "Order marked paid.")
         raise RuntimeError(f"Order {order.out_trade_no} in unexpected state {order.status!r}.")
     if problems:
         reason = (
@@ -156,5 +195,5 @@ def payment_apply(*, order: Order, payment: PaymentFields) -> tuple[str, str]:
         paid_fee=payment.total_fee,
         reason=reason,
     ):
-        return Outcome.FLAGGED, detail
+        return PaymentResult(Outcome.FLAGGED, detail)
     raise RuntimeError(f"Order {order.out_trade_no} in unexpected state {order.status!r}.")

@@ -13,25 +13,17 @@ from rest_framework.views import APIView
 
 from core.api import StrictSerializer, api_error, error_responses
 from core.client_ip import client_ip
+from core.config import require_pay_configured
 from core.throttling import FailOpenScopedRateThrottle
+from orders.models import Order
 from orders.selectors import order_get_for_user
-from orders.services import (
-    IdempotencyKeyReused,
-    NotAShopper,
-    OrderError,
-    OrderLine,
-    OutOfStock,
-    ProductUnavailable,
-    TotalFeeMismatch,
-    UnpaidLimitReached,
-    order_create,
-)
+from orders.services import OrderLine, order_create
 from orders.views import OrderOutputSerializer
-from payments.lifecycle import OrderNotClosable, order_close
+from payments.lifecycle import OrderPaidWhileClosing, order_close
 from payments.models import PaymentNotification
 from payments.notify import notification_receive, refund_notification_receive
-from payments.services import OrderNotPayable, payment_client, payment_prepare
-from wechat.pay_v2 import MAX_BODY_BYTES, WxPayBusinessError, WxPayError
+from payments.services import payment_prepare
+from wechat.pay_v2 import MAX_BODY_BYTES
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +61,7 @@ class PaymentOrderApi(APIView):
     """``POST /payment/order``: create an order (201) or pay an unpaid one again (200).
 
     A new order sent again with the same ``Idempotency-Key`` gets the first one (200).
+    Refusals are the services' domain errors, answered by core.api's exception handler.
     """
 
     # Per shopper: every request may be a unifiedorder call.
@@ -137,63 +130,31 @@ class PaymentOrderApi(APIView):
             return api_error(
                 status.HTTP_400_BAD_REQUEST, message, errors={"Idempotency-Key": [message]}
             )
-        payment_client()  # fail with 503 before creating anything if WeChat Pay is not set up
+        require_pay_configured()  # 503 before anything is recorded that could not be paid
         if "out_trade_no" in data:
-            order = order_get_for_user(user=request.user, out_trade_no=data["out_trade_no"])
-            if order is None:
-                return api_error(status.HTTP_404_NOT_FOUND, "No such order.")
-            created = False
+            order, created = self._own_order(request, data["out_trade_no"]), False
         else:
-            try:
-                order = order_create(
-                    user=request.user,
-                    lines=[OrderLine(**line) for line in data["items"]],
-                    client_ip=client_ip(request) or "127.0.0.1",
-                    expected_total_fee=data.get("total_fee"),
-                    idempotency_key=key or "",
-                )
-            except OrderError as exc:
-                return api_error(
-                    _ORDER_ERROR_STATUS[type(exc)],
-                    str(exc),
-                    total_fee=getattr(exc, "total_fee", None),
-                    out_trade_no=getattr(exc, "out_trade_no", None),
-                )
-            # A retry of a request that made its order: paid for as an existing order.
-            created = not order.replayed
-        return self._prepay(order, created)
-
-    @staticmethod
-    def _prepay(order, created: bool) -> Response:
-        try:
-            params = payment_prepare(order=order)
-        except OrderNotPayable as exc:
-            return api_error(
-                status.HTTP_409_CONFLICT,
-                str(exc),
-                status=order.status,
-                out_trade_no=order.out_trade_no,
+            made = order_create(
+                user=request.user,
+                lines=[OrderLine(**line) for line in data["items"]],
+                client_ip=client_ip(request) or "127.0.0.1",
+                expected_total_fee=data.get("total_fee"),
+                idempotency_key=key or "",
             )
-        except WxPayError as exc:
-            # Refusals, outages, and values the request cannot carry (WxPayRequestInvalid):
-            # the order stays unpaid and can be paid again later.
-            return wechat_pay_error(
-                "WeChat Pay refused or is unavailable", exc, out_trade_no=order.out_trade_no
-            )
+            # A retry of a request that made its order is paid for as an existing order.
+            order, created = made.order, made.created
+        params = payment_prepare(order=order)
         return Response(
             {"out_trade_no": order.out_trade_no, "total_fee": order.total_fee, "payment": params},
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
-
-_ORDER_ERROR_STATUS = {
-    ProductUnavailable: status.HTTP_400_BAD_REQUEST,
-    TotalFeeMismatch: status.HTTP_409_CONFLICT,
-    OutOfStock: status.HTTP_409_CONFLICT,
-    NotAShopper: status.HTTP_403_FORBIDDEN,
-    UnpaidLimitReached: status.HTTP_409_CONFLICT,
-    IdempotencyKeyReused: status.HTTP_409_CONFLICT,
-}
+    @staticmethod
+    def _own_order(request, out_trade_no: str) -> Order:
+        order = order_get_for_user(user=request.user, out_trade_no=out_trade_no)
+        if order is None:
+            raise NotFound("No such order.")
+        return order
 
 
 class OrderCloseApi(APIView):
@@ -207,31 +168,12 @@ class OrderCloseApi(APIView):
         order = order_get_for_user(user=request.user, out_trade_no=out_trade_no)
         if order is None:
             raise NotFound("No such order.")
-        try:
-            result = order_close(order=order)
-        except OrderNotClosable as exc:
-            return api_error(status.HTTP_409_CONFLICT, str(exc), status=exc.status)
-        except WxPayError as exc:
-            return wechat_pay_error("WeChat Pay could not close the order", exc)
+        result = order_close(order=order)
         if not result.closed:
             # "paid": the payment is recorded; "unpaid": WeChat says paid but it is not
             # settled yet, so the order stays open for staff and reconciliation.
-            return api_error(
-                status.HTTP_409_CONFLICT,
-                "WeChat reports the order paid meanwhile; it cannot be closed.",
-                status=result.order.status,
-            )
+            raise OrderPaidWhileClosing(result.order)
         return Response(OrderOutputSerializer(result.order).data)
-
-
-def wechat_pay_error(message: str, exc: WxPayError, **extra) -> Response:
-    """502 for WeChat Pay refusing or failing, with its err_code when it gave one."""
-    return api_error(
-        status.HTTP_502_BAD_GATEWAY,
-        f"{message}: {exc}",
-        err_code=exc.err_code if isinstance(exc, WxPayBusinessError) else None,
-        **extra,
-    )
 
 
 @csrf_exempt

@@ -54,6 +54,12 @@ def wxpay(http_mock) -> FakeWxPay:
 
 
 @pytest.fixture
+def debug_on(settings) -> None:
+    """DEBUG on: the case where Django's error reports would show every local variable."""
+    settings.DEBUG = True
+
+
+@pytest.fixture
 def refund_certificate(settings) -> None:
     """Refunds need the merchant certificate (docs/protocol/wechat-pay-v2.md §7.1). The paths need
     not exist:

@@ -145,7 +145,7 @@ def post_notify(body: bytes, client: Client | None = None, **extra):
 
 def make_refund(order: Order, fee: int) -> Refund:
     """refund_create then refund_submit, as the admin does (WeChat mocked by the caller)."""
-    return refund_submit(refund=refund_create(order=order, refund_fee=fee, reason="test"))
+    return refund_submit(refund=refund_create(order=order, refund_fee=fee, reason="test").refund)
 
 
 def refund_info(refund: Refund, status: str = "SUCCESS", **overrides) -> dict:

@@ -14,6 +14,7 @@ from payments.admin.inlines import NotificationInline, RefundInline
 from payments.admin.refund_page import RefundAdminMixin
 from payments.lifecycle import OrderNotClosable, order_close, order_reconcile
 from payments.selectors import order_refund_totals
+from payments.services import WeChatPayFailed
 from wechat.pay_v2 import WxPayError
 
 # Each order of an action is a synchronous call to WeChat: keep one request short.
@@ -65,11 +66,14 @@ class ShopOrderAdmin(RefundAdminMixin, OrderAdmin):
     def reconcile_action(self, request: HttpRequest, queryset) -> None:
         for order in self._few(request, queryset):
             try:
-                action = order_reconcile(order=order)
+                done = order_reconcile(order=order)
             except (WxPayError, WeChatNotConfigured) as exc:
                 self.message_user(request, f"{order}: {exc}", messages.ERROR)
                 continue
-            self.message_user(request, f"{order}: {action}", messages.INFO)
+            said = "; ".join(r.label for r in done)
+            self.message_user(
+                request, _("%(order)s: %(done)s") % {"order": order, "done": said}, messages.INFO
+            )
 
     @admin.action(description=gettext_lazy("Close (unpaid orders only)"), permissions=["change"])
     def close_action(self, request: HttpRequest, queryset) -> None:
@@ -79,7 +83,7 @@ class ShopOrderAdmin(RefundAdminMixin, OrderAdmin):
             except OrderNotClosable as exc:
                 self.message_user(request, str(exc), messages.WARNING)
                 continue
-            except (WxPayError, WeChatNotConfigured) as exc:
+            except (WeChatPayFailed, WeChatNotConfigured) as exc:
                 self.message_user(request, f"{order}: {exc}", messages.ERROR)
                 continue
             if result.closed:

@@ -23,7 +23,7 @@ from core.money import fen_from_yuan, yuan, yuan_decimal
 from core.validators import refuse_control_characters
 from orders.models import Order
 from payments.models import Refund
-from payments.refunds import RefundError, refund_create, refund_submit
+from payments.refunds import RefundError, RefundRequest, refund_create, refund_submit
 from payments.selectors import order_refund_totals
 
 
@@ -95,9 +95,9 @@ class RefundAdminMixin:
         data = request.POST if request.method == "POST" else None
         form = RefundForm(data, initial={"amount": self._refundable(order)})
         if request.method == "POST" and form.is_valid():
-            refund = self._refund(request, order, form)
-            if refund is not None:
-                self._refund_message(request, refund)
+            made = self._refund(request, order, form)
+            if made is not None:
+                self._refund_message(request, made)
                 change = reverse("admin:orders_order_change", args=[order.pk])
                 return HttpResponseRedirect(change)
         return TemplateResponse(
@@ -105,7 +105,7 @@ class RefundAdminMixin:
         )
 
     @staticmethod
-    def _refund(request: HttpRequest, order: Order, form: RefundForm) -> Refund | None:
+    def _refund(request: HttpRequest, order: Order, form: RefundForm) -> RefundRequest | None:
         """The refund recorded and sent; None with the form's errors when refused.
 
         A page submitted again gets the refund its first submission made, not sent from
@@ -113,16 +113,16 @@ class RefundAdminMixin:
         sent again by reconciliation.
         """
         try:
-            refund = refund_create(
+            made = refund_create(
                 order=order,
                 refund_fee=form.refund_fee,
                 reason=form.cleaned_data["reason"],
                 requested_by=request.user,
                 request_key=form.cleaned_data["request_key"],
             )
-            if refund.replayed:
-                return refund
-            return refund_submit(refund=refund)
+            if not made.created:
+                return made
+            return RefundRequest(refund_submit(refund=made.refund), created=True)
         except RefundError as exc:
             form.add_error("amount", str(exc))
         except WeChatNotConfigured as exc:
@@ -148,8 +148,9 @@ class RefundAdminMixin:
             "refundable": yuan(totals.refundable),
         }
 
-    def _refund_message(self, request: HttpRequest, refund: Refund) -> None:
-        if getattr(refund, "replayed", False):
+    def _refund_message(self, request: HttpRequest, made: RefundRequest) -> None:
+        refund = made.refund
+        if not made.created:
             self.message_user(
                 request,
                 _(

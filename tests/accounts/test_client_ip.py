@@ -11,7 +11,6 @@ from django.test import RequestFactory
 from rest_framework.request import Request
 
 from core.client_ip import client_ip
-from core.throttling import FailOpenScopedRateThrottle
 from payments.models import PaymentNotification
 from tests.factories import make_order, notify_body, post_notify
 from tests.wx import code2session_answer
@@ -30,11 +29,6 @@ def _meta(forwarded_for: str | None, remote_addr: str = NGINX) -> dict:
     if forwarded_for is not None:
         meta["HTTP_X_FORWARDED_FOR"] = forwarded_for
     return meta
-
-
-@pytest.fixture
-def login_rate_3_per_min(monkeypatch):
-    monkeypatch.setattr(FailOpenScopedRateThrottle, "THROTTLE_RATES", {"login": "3/min"})
 
 
 @pytest.mark.django_db

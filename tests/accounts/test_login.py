@@ -96,6 +96,44 @@ def test_code2session_errcodes_map_to_statuses(anon, http_mock, errcode, status)
 
 
 @pytest.mark.parametrize(
+    ("errcode", "status", "detail"),
+    [
+        (
+            40163,
+            400,
+            "The login code is invalid, expired or already used; call wx.login() again.",
+        ),
+        (45011, 429, "WeChat is rate-limiting logins for this user; try again in a minute."),
+        (40125, 502, "WeChat login is unavailable."),
+    ],
+)
+def test_refused_logins_answer_exactly(anon, http_mock, errcode, status, detail):
+    code2session_answer(http_mock, {"errcode": errcode, "errmsg": "nope, rid: 1"})
+
+    response = login(anon)
+
+    assert (response.status_code, response.json()) == (
+        status,
+        {"detail": detail, "errcode": errcode},
+    )
+
+
+def test_unreachable_wechat_answers_without_an_errcode(anon, http_mock):
+    http_mock.add(
+        responses.GET,
+        settings.WECHAT_API_BASE + "/sns/jscode2session",
+        body=requests.exceptions.ConnectionError(),
+    )
+
+    response = login(anon)
+
+    assert (response.status_code, response.json()) == (
+        502,
+        {"detail": "WeChat login is unavailable."},
+    )
+
+
+@pytest.mark.parametrize(
     "failure",
     [
         requests.exceptions.ConnectTimeout(),

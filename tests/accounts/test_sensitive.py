@@ -17,17 +17,12 @@ from accounts import services, tokens
 from tests.factories import make_shopper
 from tests.wx import code2session_answer
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("debug_on")]
 
 LOGIN = "/accounts/login"
 SESSION_KEY = "Sk3yOfTh1sSh0pperXyZ0w=="
 # Django's report shows frames' variables under this title: proof the test rendered them.
 FRAME_MARKER = "Local vars"
-
-
-@pytest.fixture(autouse=True)
-def debug_on(settings):
-    settings.DEBUG = True
 
 
 def _report_html(request=None) -> str:

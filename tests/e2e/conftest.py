@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+import schemathesis
 
 from demo.miniprogram import MiniProgram
 from demo.stack import ShopServer, free_port
@@ -62,3 +63,35 @@ def phone(request, shop, fresh_sim, transactional_db) -> MiniProgram:
         app = MiniProgram(first.url, fresh_sim, also_urls=(second.url,))
     app.login()
     return app
+
+
+@pytest.fixture
+def two_shops(server_pair) -> list[ShopServer]:
+    return server_pair
+
+
+@pytest.fixture
+def refund_settings(pay_settings, shop, tmp_path):
+    """This process sends refunds to the simulator; their notifies go to the server."""
+    for name in ("cert", "key"):
+        # requests insists the files exist; over plain HTTP it never reads them.
+        (tmp_path / f"apiclient_{name}.pem").write_text("placeholder\n")
+    pay_settings.WECHAT_CERT_PATH = str(tmp_path / "apiclient_cert.pem")
+    pay_settings.WECHAT_KEY_PATH = str(tmp_path / "apiclient_key.pem")
+    pay_settings.WECHAT_NOTIFY_URL = f"{shop.url}/payment/wxnotify"
+    return pay_settings
+
+
+@pytest.fixture
+def api_schema(shop):
+    """The live server's OpenAPI document, for schemathesis (test_openapi.py)."""
+    return schemathesis.openapi.from_url(f"{shop.url}/api/schema?format=json")
+
+
+@pytest.fixture
+def token(shop, fresh_sim, transactional_db) -> str:
+    """A logged-in shopper's bearer token. Not the parametrized ``phone``: schemathesis'
+    lazy schema takes plain fixtures only."""
+    phone = MiniProgram(shop.url, fresh_sim)
+    phone.login()
+    return phone.token

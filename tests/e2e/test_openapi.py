@@ -10,25 +10,10 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from demo.miniprogram import MiniProgram
-
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def api_schema(shop):
-    return schemathesis.openapi.from_url(f"{shop.url}/api/schema?format=json")
-
-
 schema = schemathesis.pytest.from_fixture("api_schema")
-
-
-@pytest.fixture
-def token(shop, fresh_sim, transactional_db) -> str:
-    # Not the parametrized `phone`: schemathesis' lazy schema takes plain fixtures only.
-    phone = MiniProgram(shop.url, fresh_sim)
-    phone.login()
-    return phone.token
 
 
 @schema.parametrize()

@@ -12,18 +12,6 @@ from payments.refunds import refund_create, refund_submit
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def refund_settings(pay_settings, shop, tmp_path):
-    """This process sends refunds to the simulator; their notifies go to the server."""
-    for name in ("cert", "key"):
-        # requests insists the files exist; over plain HTTP it never reads them.
-        (tmp_path / f"apiclient_{name}.pem").write_text("placeholder\n")
-    pay_settings.WECHAT_CERT_PATH = str(tmp_path / "apiclient_cert.pem")
-    pay_settings.WECHAT_KEY_PATH = str(tmp_path / "apiclient_key.pem")
-    pay_settings.WECHAT_NOTIFY_URL = f"{shop.url}/payment/wxnotify"
-    return pay_settings
-
-
 def wait_for_refund(refund: Refund, timeout: float = 10) -> Refund:
     deadline = time.monotonic() + timeout
     while (refund := Refund.objects.get(pk=refund.pk)).status in ("pending", "processing"):
@@ -40,12 +28,16 @@ def test_partial_then_full_refund_settled_by_refund_notifies(
     phone.wait_for_status(placed["out_trade_no"])
     order = Order.objects.get(out_trade_no=placed["out_trade_no"])
 
-    first = refund_submit(refund=refund_create(order=order, refund_fee=1500, reason="damaged"))
+    first = refund_submit(
+        refund=refund_create(order=order, refund_fee=1500, reason="damaged").refund
+    )
     assert first.status == "processing"
     assert wait_for_refund(first).status == "success"
     assert Order.objects.get(pk=order.pk).status == "paid"
 
-    second = refund_submit(refund=refund_create(order=order, refund_fee=3000, reason="returned"))
+    second = refund_submit(
+        refund=refund_create(order=order, refund_fee=3000, reason="returned").refund
+    )
     assert wait_for_refund(second).status == "success"
 
     assert phone.wait_for_status(placed["out_trade_no"], "refunded")["status"] == "refunded"

@@ -16,18 +16,12 @@ from django.core.management import call_command
 from django.db import connection
 
 from demo.miniprogram import MiniProgram
-from demo.stack import ShopServer
 from orders.models import Order, Product
 from payments.models import PaymentNotification
 from tests.e2e.conftest import REDIS_URL
 from tests.factories import notify_body
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def two_shops(server_pair) -> list[ShopServer]:
-    return server_pair
 
 
 def test_a_token_from_one_server_works_on_the_other(two_shops, fresh_sim):

@@ -33,11 +33,6 @@ def stock(product) -> int:
     return Product.objects.get(pk=product.pk).stock
 
 
-@pytest.fixture
-def jar(db) -> Product:
-    return Product.objects.create(name="Tea jar", price=100, stock=1000)
-
-
 # -- caps on unpaid orders ----------------------------------------------------------------------
 
 

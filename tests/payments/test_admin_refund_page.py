@@ -177,7 +177,7 @@ class TestOtherActions:
 
         response = run_action(boss_client, "reconcile_action", paid)
 
-        assert "refund success (applied)" in response.content.decode()
+        assert "refund result recorded (success)" in response.content.decode()
         assert Order.objects.get(pk=paid.pk).status == Order.Status.REFUNDED
 
     def test_ask_wechat_now_queries_an_unpaid_order(self, boss_client, shopper, products, wxpay):
@@ -188,6 +188,18 @@ class TestOtherActions:
 
         assert f"{order.out_trade_no}: waiting" in response.content.decode()
         assert len(wxpay.calls("/pay/orderquery")) == 1
+
+    def test_ask_wechat_now_says_what_it_did_in_the_staff_members_language(
+        self, boss_client, shopper, products, wxpay
+    ):
+        order = make_order(shopper, products, prepay_id="wx1")
+        wxpay.path_fields["/pay/orderquery"] = {"trade_state": "NOTPAY"}
+        data = {"action": "reconcile_action", "_selected_action": [order.pk]}
+
+        response = boss_client.post(CHANGELIST, data, follow=True, HTTP_ACCEPT_LANGUAGE="zh-hans")
+
+        # Chinese punctuation: a full-width colon.
+        assert f"{order.out_trade_no}\uff1a等待中" in response.content.decode()
 
     def test_close_closes_unpaid_orders_and_explains_paid_ones(
         self, boss_client, paid, shopper, products, wxpay

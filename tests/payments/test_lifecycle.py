@@ -10,7 +10,7 @@ from django.db import connection
 from django.utils import timezone
 
 from orders.models import Order, Product
-from payments.lifecycle import order_reconcile
+from payments.lifecycle import ReconcileAction, Reconciled, order_reconcile
 from payments.models import PaymentNotification
 from tests.factories import (
     NOTIFY_SUCCESS,
@@ -24,29 +24,6 @@ from tests.factories import (
 pytestmark = pytest.mark.django_db
 
 PAY = "/payment/order"
-
-
-@pytest.fixture
-def place(api, products, wxpay):
-    """An unpaid order for 3 teas with a prepay_id, optionally made to look older."""
-
-    def create(minutes_ago: int = 0, quantity: int = 3) -> Order:
-        response = api.post(
-            PAY,
-            {"items": [{"product_id": products["tea"].pk, "quantity": quantity}]},
-            format="json",
-        )
-        assert response.status_code == 201
-        order = Order.objects.get(out_trade_no=response.json()["out_trade_no"])
-        if minutes_ago:
-            past = timezone.now() - timedelta(minutes=minutes_ago)
-            Order.objects.filter(pk=order.pk).update(
-                created_at=past, expires_at=past + timedelta(minutes=30)
-            )
-        wxpay.requests_seen.clear()
-        return Order.objects.get(pk=order.pk)
-
-    return create
 
 
 def stock(products) -> int:
@@ -341,6 +318,6 @@ def test_concurrent_reconcile_and_notify_pay_once(products, wxpay):
     )
     assert results.count(NOTIFY_SUCCESS) == 4
     notified_paid = PaymentNotification.objects.filter(outcome="paid").count()
-    reconciled_paid = results.count("payment recorded (paid)")
+    reconciled_paid = results.count((Reconciled(ReconcileAction.PAYMENT_RECORDED, "paid"),))
     assert notified_paid + reconciled_paid == 1
     assert Product.objects.get(pk=products["tea"].pk).stock == 9

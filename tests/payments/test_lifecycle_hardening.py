@@ -22,26 +22,6 @@ NOT_PAID_STATES = ["NOTPAY", "USERPAYING", "CLOSED", "REVOKED", "PAYERROR", "ACC
 PAID_STATES = ["SUCCESS", "REFUND"]
 
 
-@pytest.fixture
-def place(api, products, wxpay):
-    """An unpaid order for 3 teas (stock taken) with a prepay_id, made ``minutes_ago``."""
-
-    def create(minutes_ago: int = 0) -> Order:
-        response = api.post(
-            PAY, {"items": [{"product_id": products["tea"].pk, "quantity": 3}]}, format="json"
-        )
-        assert response.status_code == 201
-        order = Order.objects.get(out_trade_no=response.json()["out_trade_no"])
-        past = timezone.now() - timedelta(minutes=minutes_ago)
-        Order.objects.filter(pk=order.pk).update(
-            created_at=past, expires_at=past + timedelta(minutes=30)
-        )
-        wxpay.requests_seen.clear()
-        return Order.objects.get(pk=order.pk)
-
-    return create
-
-
 def stock(products) -> int:
     return Product.objects.get(pk=products["tea"].pk).stock
 

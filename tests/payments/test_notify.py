@@ -8,12 +8,13 @@ from datetime import datetime, timedelta
 
 import pytest
 from django.conf import settings
-from django.db import OperationalError, connection
+from django.db import OperationalError, connection, transaction
 from django.test import Client
 from django.utils import timezone
 
 from orders.models import Order
 from payments.models import PaymentNotification
+from payments.services import PaymentFields, PaymentResult, payment_apply
 from tests.factories import (
     NOTIFY_SUCCESS,
     NOTIFY_URL,
@@ -28,11 +29,6 @@ from tests.wx import BILLION_LAUGHS, signed, wx_xml
 from wechat.pay_v2 import BEIJING
 
 Outcome = PaymentNotification.Outcome
-
-
-@pytest.fixture
-def order(db, products):
-    return make_order(make_shopper(), products)
 
 
 def reload(order: Order) -> Order:
@@ -403,3 +399,18 @@ def test_concurrent_duplicate_notifies_pay_exactly_once(products):
     assert outcomes == [Outcome.DUPLICATE] * 19 + [Outcome.PAID]
     order = reload(order)
     assert (order.status, order.transaction_id) == (Order.Status.PAID, TRANSACTION_ID)
+
+
+@pytest.mark.django_db
+def test_payment_apply_answers_what_it_did_for_the_ledger(order):
+    payment = PaymentFields(
+        transaction_id=TRANSACTION_ID, total_fee=4500, openid=order.openid, paid_at=timezone.now()
+    )
+
+    with transaction.atomic():
+        locked = Order.objects.select_for_update().get(pk=order.pk)
+        first = payment_apply(order=locked, payment=payment)
+        again = payment_apply(order=locked, payment=payment)
+
+    assert first == PaymentResult(Outcome.PAID, "Order marked paid.")
+    assert again == PaymentResult(Outcome.DUPLICATE, "Already recorded.")

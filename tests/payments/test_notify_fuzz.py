@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from orders.models import Order
 from payments.models import PaymentNotification
-from tests.factories import make_order, make_shopper, notify_fields
+from tests.factories import notify_fields
 from tests.wx import signed, wx_sign, wx_xml
 
 pytestmark = pytest.mark.django_db
@@ -22,11 +22,6 @@ FUZZ = settings(
 )
 FAIL = b"<return_code><![CDATA[FAIL]]></return_code>"
 SUCCESS = b"<return_code><![CDATA[SUCCESS]]></return_code>"
-
-
-@pytest.fixture
-def order(products) -> Order:
-    return make_order(make_shopper(), products)
 
 
 def deliver(path: str, body: bytes):

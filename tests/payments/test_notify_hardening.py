@@ -3,13 +3,11 @@ another payer, a sign type other than the order's, and refunds made in the WeCha
 merchant platform (payments.notify, payments.services, payments.refunds)."""
 
 import threading
-from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 from django.db import connection
-from django.utils import timezone
 
 from orders.models import Order, Product
 from payments.models import PaymentNotification, Refund
@@ -35,27 +33,6 @@ Outcome = PaymentNotification.Outcome
 PAY = "/payment/order"
 REFUND = "/secapi/pay/refund"
 ORDER_QUERY = "/pay/orderquery"
-
-
-@pytest.fixture
-def placed(api, products, wxpay) -> Order:
-    """An unpaid ¥45.00 order placed through the API (1 tea taken from stock), 10 minutes old."""
-    response = api.post(
-        PAY, {"items": [{"product_id": products["tea"].pk, "quantity": 1}]}, format="json"
-    )
-    assert response.status_code == 201
-    order = Order.objects.get(out_trade_no=response.json()["out_trade_no"])
-    past = timezone.now() - timedelta(minutes=10)
-    Order.objects.filter(pk=order.pk).update(
-        created_at=past, expires_at=past + timedelta(minutes=30)
-    )
-    wxpay.requests_seen.clear()
-    return Order.objects.get(pk=order.pk)
-
-
-@pytest.fixture
-def order(products) -> Order:
-    return make_order(make_shopper(), products)
 
 
 def stock(products) -> int:
@@ -98,7 +75,8 @@ class TestPaymentThatDoesNotFit:
 
         with pytest.raises(RefundAmountInvalid):
             refund_create(order=order, refund_fee=2, reason="wrong amount")
-        refund = refund_submit(refund=refund_create(order=order, refund_fee=1, reason="wrong"))
+        made = refund_create(order=order, refund_fee=1, reason="wrong")
+        refund = refund_submit(refund=made.refund)
         [call] = wxpay.calls(REFUND)
         assert (call["total_fee"], call["refund_fee"]) == ("1", "1")  # what WeChat charged
 
@@ -231,16 +209,11 @@ def external_refund_info(order: Order, **overrides) -> dict:
 
 @pytest.mark.usefixtures("refund_certificate")
 class TestRefundMadeOutsideTheShop:
-    @pytest.fixture
-    def paid(self, order) -> Order:
-        assert post_notify(notify_body(order)).content == NOTIFY_SUCCESS
-        return reload(order)
-
-    def test_it_is_recorded_applied_and_flagged(self, paid):
-        response = post_refund_notify(refund_notify_body(external_refund_info(paid)))
+    def test_it_is_recorded_applied_and_flagged(self, paid_by_notify):
+        response = post_refund_notify(refund_notify_body(external_refund_info(paid_by_notify)))
 
         assert response.content == NOTIFY_SUCCESS
-        [refund] = Refund.objects.filter(order=paid)
+        [refund] = Refund.objects.filter(order=paid_by_notify)
         assert (refund.out_refund_no, refund.refund_id, refund.refund_fee, refund.status) == (
             EXTERNAL_REFUND_NO,
             EXTERNAL_REFUND_NO,
@@ -249,7 +222,7 @@ class TestRefundMadeOutsideTheShop:
         )
         assert refund.requested_by is None
         assert "outside the shop" in refund.reason
-        order = reload(paid)
+        order = reload(paid_by_notify)
         assert order.status == Order.Status.REFUNDED
         assert order.needs_attention
         assert f"Refund {EXTERNAL_REFUND_NO}" in order.attention_reason
@@ -262,24 +235,24 @@ class TestRefundMadeOutsideTheShop:
             order,
         )
 
-    def test_a_partial_one_leaves_the_rest_refundable(self, paid, wxpay):
-        info = external_refund_info(paid, refund_fee=1000, settlement_refund_fee=1000)
+    def test_a_partial_one_leaves_the_rest_refundable(self, paid_by_notify, wxpay):
+        info = external_refund_info(paid_by_notify, refund_fee=1000, settlement_refund_fee=1000)
 
         assert post_refund_notify(refund_notify_body(info)).content == NOTIFY_SUCCESS
 
-        order = reload(paid)
+        order = reload(paid_by_notify)
         assert order.status == Order.Status.PAID
         assert order_refund_totals(order=order).refundable == 3500
         with pytest.raises(RefundAmountInvalid):
             refund_create(order=order, refund_fee=3501, reason="")
 
-    def test_duplicates_record_it_once(self, paid):
-        body = refund_notify_body(external_refund_info(paid))
+    def test_duplicates_record_it_once(self, paid_by_notify):
+        body = refund_notify_body(external_refund_info(paid_by_notify))
 
         replies = [post_refund_notify(body).content for _ in range(3)]
 
         assert replies == [NOTIFY_SUCCESS] * 3
-        assert Refund.objects.filter(order=paid).count() == 1
+        assert Refund.objects.filter(order=paid_by_notify).count() == 1
         outcomes = list(
             PaymentNotification.objects.filter(kind="refund")
             .order_by("pk")
@@ -287,25 +260,25 @@ class TestRefundMadeOutsideTheShop:
         )
         assert outcomes == [Outcome.FLAGGED, Outcome.DUPLICATE, Outcome.DUPLICATE]
 
-    def test_abnormal_one_is_recorded_and_flagged(self, paid):
-        info = external_refund_info(paid, refund_status="CHANGE", success_time="")
+    def test_abnormal_one_is_recorded_and_flagged(self, paid_by_notify):
+        info = external_refund_info(paid_by_notify, refund_status="CHANGE", success_time="")
 
         assert post_refund_notify(refund_notify_body(info)).content == NOTIFY_SUCCESS
 
-        assert Refund.objects.get(order=paid).status == Refund.Status.ABNORMAL
-        assert reload(paid).status == Order.Status.PAID
+        assert Refund.objects.get(order=paid_by_notify).status == Refund.Status.ABNORMAL
+        assert reload(paid_by_notify).status == Order.Status.PAID
         assert last_notification().outcome == Outcome.FLAGGED
 
-    def test_one_naming_another_transaction_is_not_recorded(self, paid):
-        info = external_refund_info(paid, transaction_id="4200000000000000000000000999")
+    def test_one_naming_another_transaction_is_not_recorded(self, paid_by_notify):
+        info = external_refund_info(paid_by_notify, transaction_id="4200000000000000000000000999")
 
         assert b"FAIL" in post_refund_notify(refund_notify_body(info)).content
 
         assert not Refund.objects.exists()
         assert last_notification().outcome == Outcome.REJECTED
 
-    def test_one_for_an_order_the_shop_does_not_have_is_kept_in_the_ledger(self, paid):
-        info = external_refund_info(paid, out_trade_no="20260101000000ffffffffffffffffff")
+    def test_one_for_an_order_the_shop_does_not_have_is_kept_in_the_ledger(self, paid_by_notify):
+        info = external_refund_info(paid_by_notify, out_trade_no="20260101000000ffffffffffffffffff")
 
         assert b"FAIL" in post_refund_notify(refund_notify_body(info)).content
 

@@ -19,20 +19,6 @@ pytestmark = pytest.mark.django_db
 PAY = "/payment/order"
 
 
-@pytest.fixture
-def new_order(api, products, wxpay):
-    def create(quantity=1):
-        response = api.post(
-            PAY,
-            {"items": [{"product_id": products["tea"].pk, "quantity": quantity}]},
-            format="json",
-        )
-        assert response.status_code == 201, response.content
-        return response.json()
-
-    return create
-
-
 def assert_pay_sign_valid(payment: dict, sign_type: str) -> None:
     """Re-verify paySign the way WeChat's client does (docs/protocol/wechat-pay-v2.md §4.2),
     independently."""

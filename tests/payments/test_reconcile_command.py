@@ -5,9 +5,9 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.utils import translation
 
 from payments.management.commands import reconcile_orders
-from tests.factories import make_order
 
 pytestmark = pytest.mark.django_db
 
@@ -16,13 +16,6 @@ def run(*args) -> tuple[str, str]:
     out, err = StringIO(), StringIO()
     call_command("reconcile_orders", *args, stdout=out, stderr=err)
     return out.getvalue(), err.getvalue()
-
-
-@pytest.fixture
-def waiting_orders(shopper, products, wxpay):
-    """Five unpaid orders ten minutes old, which WeChat says are not paid yet."""
-    wxpay.path_fields["/pay/orderquery"] = {"trade_state": "NOTPAY"}
-    return [make_order(shopper, products, n=10 + i, prepay_id=f"wx{i}") for i in range(5)]
 
 
 def test_long_runs_report_progress_on_stderr(waiting_orders, monkeypatch):
@@ -38,6 +31,13 @@ def test_long_runs_report_progress_on_stderr(waiting_orders, monkeypatch):
     ]
     for line in out.splitlines()[2:]:
         assert re.fullmatch(r"  +\d+  \S.*", line)
+
+
+def test_the_summary_speaks_the_operators_language(waiting_orders):
+    with translation.override("zh-hans"):
+        out, _ = run()
+
+    assert out.splitlines()[-1] == "       5  等待中"
 
 
 def test_short_runs_and_quiet_runs_print_no_progress(waiting_orders, monkeypatch):

@@ -70,7 +70,7 @@ def test_an_order_whose_payment_cannot_be_stored_fails_alone(shopper, products, 
     assert asked == [first.out_trade_no, middle.out_trade_no, last.out_trade_no]
     assert "reconcile_orders: 3 orders looked at" in out
     assert "       2  waiting" in out
-    assert "       1  failed: IntegrityError" in out
+    assert "       1  failed (IntegrityError)" in out
     assert failure is not None and "1 failed" in str(failure)
     assert failure.returncode != 0
     assert middle.out_trade_no in err
@@ -90,7 +90,7 @@ def test_an_order_with_bad_stored_data_fails_alone(shopper, products, wxpay):
 
     asked = [call["out_trade_no"] for call in wxpay.calls("/pay/orderquery")]
     assert asked == [first.out_trade_no, last.out_trade_no]
-    assert "       1  failed: ValueError" in out
+    assert "       1  failed (ValueError)" in out
     assert "       2  waiting" in out
     assert failure is not None
 
@@ -105,16 +105,13 @@ def test_wechat_errors_alone_still_exit_zero(shopper, products, wxpay):
     assert failure is None
 
 
-@pytest.fixture
-def paid(shopper, products, wxpay, refund_certificate) -> Order:
-    return make_paid_order(shopper, products, n=60)
-
-
-def test_a_refund_reason_with_an_escape_sequence_does_not_block_later_refunds(paid, wxpay):
-    poisoned = refund_create(order=paid, refund_fee=100, reason="broken")
+def test_a_refund_reason_with_an_escape_sequence_does_not_block_later_refunds(
+    paid_an_hour_ago, wxpay
+):
+    poisoned = refund_create(order=paid_an_hour_ago, refund_fee=100, reason="broken").refund
     # Stored before such reasons were refused on the way in.
     Refund.objects.filter(pk=poisoned.pk).update(reason="broken\x1b[31m")
-    later = refund_create(order=paid, refund_fee=200, reason="late")
+    later = refund_create(order=paid_an_hour_ago, refund_fee=200, reason="late").refund
 
     out, _, _ = reconcile("--min-age-minutes", "0")
 
@@ -126,12 +123,15 @@ def test_a_refund_reason_with_an_escape_sequence_does_not_block_later_refunds(pa
     assert poisoned.status == "failed"
     assert "WxPayRequestInvalid" in poisoned.last_error
     assert "reconcile_orders: 2 refunds looked at" in out
-    assert order_refund_totals(order=paid).refundable == paid.total_fee - 200
+    assert (
+        order_refund_totals(order=paid_an_hour_ago).refundable == paid_an_hour_ago.total_fee - 200
+    )
 
 
-def test_a_refund_that_raises_fails_alone(paid, wxpay, caplog):
+def test_a_refund_that_raises_fails_alone(paid_an_hour_ago, wxpay, caplog):
     first, middle, last = (
-        refund_create(order=paid, refund_fee=100, reason=f"r{n}") for n in range(3)
+        refund_create(order=paid_an_hour_ago, refund_fee=100, reason=f"r{n}").refund
+        for n in range(3)
     )
 
     def vanish_middle(fields: dict) -> None:
@@ -146,7 +146,7 @@ def test_a_refund_that_raises_fails_alone(paid, wxpay, caplog):
 
     sent = [c["out_refund_no"] for c in wxpay.calls("/secapi/pay/refund")]
     assert sent == [first.out_refund_no, last.out_refund_no]
-    assert "       1  failed: DoesNotExist" in out
+    assert "       1  failed (DoesNotExist)" in out
     assert "       2  refund sent again (processing)" in out
     assert failure is not None and failure.returncode != 0
     assert any(r.exc_info and middle.out_refund_no in r.getMessage() for r in caplog.records)

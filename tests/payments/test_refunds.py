@@ -15,12 +15,14 @@ from django.utils import timezone
 
 from core.config import WeChatNotConfigured
 from orders.models import Order
-from payments.lifecycle import order_reconcile, refund_reconcile
+from payments.lifecycle import ReconcileAction, Reconciled, order_reconcile, refund_reconcile
 from payments.models import PaymentNotification, Refund
 from payments.refunds import (
     OrderAlreadyRefunded,
     RefundAmountInvalid,
+    RefundApplied,
     RefundNotAllowed,
+    refund_apply_result,
     refund_create,
     refund_notify_url,
     refund_submit,
@@ -204,7 +206,7 @@ class TestRefundNotify:
         assert reload(paid).status == Order.Status.REFUNDED
 
     def test_notify_before_the_submit_answer_is_kept(self, paid, wxpay):
-        created = refund_create(order=paid, refund_fee=4500, reason="")
+        created = refund_create(order=paid, refund_fee=4500, reason="").refund
         notify_refund(created)
 
         assert refund_submit(refund=created).status == Status.SUCCESS
@@ -345,7 +347,7 @@ class TestReconcile:
         output = self.reconcile()
 
         assert "1 refunds looked at" in output
-        assert "refund success (applied)" in output
+        assert "refund result recorded (success)" in output
         assert reload(created).status == Status.SUCCESS
         assert reload(paid).status == Order.Status.REFUNDED
         [query] = wxpay.calls("/pay/refundquery")
@@ -362,7 +364,7 @@ class TestReconcile:
         self.age(created)
         self.query_says(wxpay, created, "PROCESSING")
 
-        assert "refund still PROCESSING at WeChat" in self.reconcile()
+        assert "refund still open at WeChat (PROCESSING)" in self.reconcile()
         assert reload(created).status == Status.PROCESSING
 
     def test_pending_refund_is_sent_again_with_the_same_number(self, paid, wxpay):
@@ -387,9 +389,37 @@ class TestReconcile:
         created = make_refund(paid, 1000)
         self.query_says(wxpay, created, "REFUNDCLOSE")
 
-        assert order_reconcile(order=paid) == "refund closed (applied)"
+        assert order_reconcile(order=paid) == (
+            Reconciled(ReconcileAction.REFUND_RECORDED, "closed"),
+        )
         assert reload(created).status == Status.CLOSED
-        assert refund_reconcile(refund=reload(created)) == "nothing to do"
+        assert refund_reconcile(refund=reload(created)) == Reconciled(ReconcileAction.NOTHING_TO_DO)
+
+    def test_each_refund_of_a_paid_order_is_one_action(self, paid, wxpay):
+        wxpay.path_error_queue[REFUND] = ["SYSTEMERROR"]
+        make_refund(paid, 1000)  # left pending
+        processing = make_refund(paid, 1000)
+        self.query_says(wxpay, processing, "PROCESSING")
+
+        assert order_reconcile(order=paid) == (
+            Reconciled(ReconcileAction.REFUND_SENT_AGAIN, "processing"),
+            Reconciled(ReconcileAction.REFUND_STILL_OPEN, "PROCESSING"),
+        )
+
+    def test_a_paid_order_without_open_refunds_has_nothing_to_do(self, paid, wxpay):
+        assert order_reconcile(order=paid) == (Reconciled(ReconcileAction.NOTHING_TO_DO),)
+
+
+def test_a_result_is_applied_once_and_a_conflicting_one_never(paid, wxpay):
+    created = make_refund(paid, 1000)
+
+    def apply(status, fee=1000):
+        return refund_apply_result(refund=created, status=status, refund_fee=fee)
+
+    assert apply(Status.SUCCESS) is RefundApplied.APPLIED
+    assert apply(Status.SUCCESS) is RefundApplied.DUPLICATE
+    assert apply(Status.CLOSED) is RefundApplied.CONFLICT
+    assert reload(created).status == Status.SUCCESS
 
 
 def test_no_secret_is_logged_while_refunding(paid, wxpay, caplog):
@@ -422,7 +452,7 @@ def test_concurrent_refunds_never_exceed_what_was_paid(paid):
         try:
             barrier.wait()
             order = Order.objects.get(pk=paid.pk)
-            created.append(refund_create(order=order, refund_fee=900, reason="split"))
+            created.append(refund_create(order=order, refund_fee=900, reason="split").refund)
         except RefundAmountInvalid:
             refused.append(True)
         finally:

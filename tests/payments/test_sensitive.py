@@ -6,12 +6,7 @@ from django.conf import settings
 
 from tests.factories import client_for, make_shopper
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def debug_on(settings):
-    settings.DEBUG = True
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("debug_on")]
 
 
 def _explode(*args, **kwargs):

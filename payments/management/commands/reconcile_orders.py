@@ -8,9 +8,12 @@ docs/protocol/wechat-pay-v2.md §7.1) and its result is applied exactly once, so
 only cost a query.
 
 One bad order or refund (bad stored data, a database error, missing settings) fails
-alone: it is logged with its traceback and counted as "failed: <error>", the run goes on,
+alone: it is logged with its traceback and counted as "failed (<error>)", the run goes on,
 and exits non-zero after the summary so cron reports it. WeChat being down or refusing is
 not a failure of the run: those are counted as "WeChat error" and tried again next time.
+
+The summary counts each ``Reconciled`` and prints its label, in the active language
+(LANGUAGE_CODE).
 """
 
 import logging
@@ -22,7 +25,7 @@ from django.core.management.base import BaseCommand, CommandError
 from core.config import WeChatNotConfigured
 from orders.selectors import orders_to_reconcile
 from orders.services import order_claim_for_reconcile
-from payments.lifecycle import order_reconcile, refund_reconcile
+from payments.lifecycle import ReconcileAction, Reconciled, order_reconcile, refund_reconcile
 from payments.selectors import refunds_to_reconcile
 from wechat.pay_v2 import WxPayError
 
@@ -31,7 +34,6 @@ logger = logging.getLogger(__name__)
 # A long run says how far it got on stderr, every this many orders (or refunds), so a cron
 # log or a terminal shows it is alive; stdout keeps only the summary.
 PROGRESS_EVERY = 50
-FAILED = "failed: "
 
 
 class Command(BaseCommand):
@@ -59,59 +61,63 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, min_age_minutes, limit, claim_seconds, verbosity, **options):
-        summary: Counter[str] = Counter()
+        summary: Counter[Reconciled] = Counter()
         candidates = list(
             orders_to_reconcile(older_than=timedelta(minutes=min_age_minutes), limit=limit)
         )
         for n, order in enumerate(candidates, start=1):
-            try:
-                if not order_claim_for_reconcile(order=order, seconds=claim_seconds):
-                    summary["taken by another run"] += 1
-                    continue
-                action = order_reconcile(order=order)
-            except WxPayError as exc:
-                action = f"WeChat error ({type(exc).__name__})"
-                self.stderr.write(f"{order.out_trade_no}: {exc}")
-            except Exception as exc:
-                # Anything else is ours (data, database, settings): this order fails alone.
-                action = self._failed(exc, "order out_trade_no", order.out_trade_no)
-            summary[action] += 1
+            done = self._order(order, claim_seconds)
+            summary.update(done)
             if verbosity > 1:
-                self.stdout.write(f"[{n}/{len(candidates)}] {order.out_trade_no}: {action}")
+                said = "; ".join(r.label for r in done)
+                self.stdout.write(f"[{n}/{len(candidates)}] {order.out_trade_no}: {said}")
             self._progress(n, len(candidates), "orders", verbosity)
         self.stdout.write(f"reconcile_orders: {len(candidates)} orders looked at")
         refunds = self._refunds(summary, timedelta(minutes=min_age_minutes), limit, verbosity)
         self.stdout.write(f"reconcile_orders: {refunds} refunds looked at")
-        for action, count in sorted(summary.items()):
-            self.stdout.write(f"  {count:6d}  {action}")
-        failed = sum(count for action, count in summary.items() if action.startswith(FAILED))
+        lines = sorted((done.label, count) for done, count in summary.items())
+        for label, count in lines:
+            self.stdout.write(f"  {count:6d}  {label}")
+        failed = sum(c for done, c in summary.items() if done.action == ReconcileAction.FAILED)
         if failed:
             raise CommandError(f"{failed} failed; their tracebacks are in the log.")
+
+    def _order(self, order, claim_seconds: int) -> tuple[Reconciled, ...]:
+        try:
+            if not order_claim_for_reconcile(order=order, seconds=claim_seconds):
+                return (Reconciled(ReconcileAction.TAKEN),)
+            return order_reconcile(order=order)
+        except WxPayError as exc:
+            self.stderr.write(f"{order.out_trade_no}: {exc}")
+            return (Reconciled(ReconcileAction.WECHAT_ERROR, type(exc).__name__),)
+        except Exception as exc:
+            # Anything else is ours (data, database, settings): this order fails alone.
+            return (self._failed(exc, "order out_trade_no", order.out_trade_no),)
 
     def _refunds(self, summary: Counter, older_than: timedelta, limit: int, verbosity: int) -> int:
         candidates = list(refunds_to_reconcile(older_than=older_than, limit=limit))
         for n, refund in enumerate(candidates, start=1):
             try:
-                action = refund_reconcile(refund=refund, query_after=older_than)
+                done = refund_reconcile(refund=refund, query_after=older_than)
             except (WxPayError, WeChatNotConfigured) as exc:
-                action = f"refund: WeChat error ({type(exc).__name__})"
+                done = Reconciled(ReconcileAction.REFUND_WECHAT_ERROR, type(exc).__name__)
                 self.stderr.write(f"{refund.out_refund_no}: {exc}")
             except Exception as exc:
-                action = self._failed(exc, "refund out_refund_no", refund.out_refund_no)
-            summary[action] += 1
+                done = self._failed(exc, "refund out_refund_no", refund.out_refund_no)
+            summary[done] += 1
             if verbosity > 1:
-                self.stdout.write(f"[{n}/{len(candidates)}] {refund.out_refund_no}: {action}")
+                self.stdout.write(f"[{n}/{len(candidates)}] {refund.out_refund_no}: {done.label}")
             self._progress(n, len(candidates), "refunds", verbosity)
         return len(candidates)
 
-    def _failed(self, exc: Exception, what: str, number: str) -> str:
-        """Log one item's failure with its traceback; the summary line it counts under.
+    def _failed(self, exc: Exception, what: str, number: str) -> Reconciled:
+        """Log one item's failure with its traceback; what it counts as in the summary.
 
         Only our own numbers and the exception are logged: no request, no key.
         """
         logger.exception("reconcile failed for %s=%s", what, number)
         self.stderr.write(f"{number}: failed ({type(exc).__name__})")
-        return f"{FAILED}{type(exc).__name__}"
+        return Reconciled(ReconcileAction.FAILED, type(exc).__name__)
 
     def _progress(self, done: int, total: int, what: str, verbosity: int) -> None:
         if verbosity > 0 and done % PROGRESS_EVERY == 0 and done < total:

@@ -11,6 +11,7 @@ import requests
 import responses
 from requests.adapters import HTTPAdapter
 
+from tests.wechat.pay_v2.answers import BASE, sent_fields, wechat_answer
 from tests.wx import OFFICIAL_APPID, OFFICIAL_KEY, OFFICIAL_MCH_ID, cdata_xml, signed
 from wechat.pay_v2 import (
     OrderNotExist,
@@ -24,7 +25,6 @@ from wechat.pay_v2 import (
     from_xml,
 )
 
-BASE = "https://api.mch.weixin.qq.com"
 UNIFIEDORDER = f"{BASE}/pay/unifiedorder"
 ORDERQUERY = f"{BASE}/pay/orderquery"
 CLOSEORDER = f"{BASE}/pay/closeorder"
@@ -41,41 +41,8 @@ ORDER = {
 }
 
 
-def wechat_answer(sign_type: str = "MD5", key: str = OFFICIAL_KEY, **fields: str) -> bytes:
-    """A signed SUCCESS answer as WeChat sends it; ``fields`` add to or override the base."""
-    base = {
-        "return_code": "SUCCESS",
-        "return_msg": "OK",
-        "appid": OFFICIAL_APPID,
-        "mch_id": OFFICIAL_MCH_ID,
-        "nonce_str": "IITRi8Iabbblz1Jc",
-        "result_code": "SUCCESS",
-    }
-    return cdata_xml(signed({**base, **fields}, key, sign_type))
-
-
 def prepay_answer(sign_type: str = "MD5", **fields: str) -> bytes:
     return wechat_answer(sign_type, prepay_id=PREPAY_ID, trade_type="JSAPI", **fields)
-
-
-def sent_fields(mocked: responses.RequestsMock, index: int = 0) -> dict[str, str]:
-    return from_xml(mocked.calls[index].request.body)
-
-
-@pytest.fixture
-def config() -> WxPayConfig:
-    return WxPayConfig(appid=OFFICIAL_APPID, mch_id=OFFICIAL_MCH_ID, api_key=OFFICIAL_KEY)
-
-
-@pytest.fixture
-def client(config: WxPayConfig) -> WxPayClient:
-    return WxPayClient(config)
-
-
-@pytest.fixture
-def mocked():
-    with responses.RequestsMock() as rsps:
-        yield rsps
 
 
 # -- unifiedorder ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 import requests
 import responses
 
+from tests.wechat.pay_v2.answers import BASE, sent_fields, wechat_answer
 from tests.wx import OFFICIAL_APPID, OFFICIAL_KEY, OFFICIAL_MCH_ID
 from wechat.pay_v2 import (
     CertificateError,
@@ -22,8 +23,6 @@ from wechat.pay_v2 import (
     from_xml,
 )
 
-from .test_client import BASE, sent_fields, wechat_answer
-
 REFUND = f"{BASE}/secapi/pay/refund"
 REFUNDQUERY = f"{BASE}/pay/refundquery"
 REFUND_ID = "50300103182020010413419046597"
@@ -33,24 +32,6 @@ ARGS = {
     "total_fee": 101,
     "refund_fee": 50,
 }
-
-
-@pytest.fixture
-def client() -> WxPayClient:
-    config = WxPayConfig(
-        appid=OFFICIAL_APPID,
-        mch_id=OFFICIAL_MCH_ID,
-        api_key=OFFICIAL_KEY,
-        cert_path="/c.pem",
-        key_path="/k.pem",
-    )
-    return WxPayClient(config)
-
-
-@pytest.fixture
-def mocked():
-    with responses.RequestsMock() as rsps:
-        yield rsps
 
 
 def accepted(**fields: str) -> bytes:
@@ -65,10 +46,10 @@ def accepted(**fields: str) -> bytes:
     return wechat_answer(**{**base, **fields})
 
 
-def test_refund_sends_the_fields_with_the_certificate_and_returns_refund_id(client, mocked):
+def test_refund_sends_the_fields_with_the_certificate_and_returns_refund_id(cert_client, mocked):
     mocked.add(responses.POST, REFUND, body=accepted())
 
-    result = client.refund(
+    result = cert_client.refund(
         **ARGS, refund_desc="缺货", notify_url="https://shop.example.com/payment/refundnotify"
     )
 
@@ -80,17 +61,17 @@ def test_refund_sends_the_fields_with_the_certificate_and_returns_refund_id(clie
     assert fields["notify_url"] == "https://shop.example.com/payment/refundnotify"
 
 
-def test_refund_leaves_out_optional_fields_not_given(client, mocked):
+def test_refund_leaves_out_optional_fields_not_given(cert_client, mocked):
     mocked.add(responses.POST, REFUND, body=accepted())
-    client.refund(**ARGS)
+    cert_client.refund(**ARGS)
     assert not {"refund_desc", "notify_url"} & sent_fields(mocked).keys()
 
 
 @pytest.mark.parametrize("field", ["total_fee", "refund_fee"])
 @pytest.mark.parametrize("value", [0, -1, 0.5, True, "50"])
-def test_refund_amounts_must_be_positive_int_fen(client, field, value):
+def test_refund_amounts_must_be_positive_int_fen(cert_client, field, value):
     with pytest.raises(ValueError, match="fen"):
-        client.refund(**{**ARGS, field: value})
+        cert_client.refund(**{**ARGS, field: value})
 
 
 def test_refund_without_certificate_is_refused_before_any_call(mocked):
@@ -102,15 +83,15 @@ def test_refund_without_certificate_is_refused_before_any_call(mocked):
     assert len(mocked.calls) == 0
 
 
-def test_unreadable_certificate_file_is_a_certificate_error(client):
+def test_unreadable_certificate_file_is_a_certificate_error(cert_client):
     class NoCertificateFile(requests.Session):
         def post(self, *args, **kwargs):
             # What requests' HTTPAdapter.cert_verify raises before connecting.
             raise OSError("Could not find the TLS certificate file, invalid path: /c.pem")
 
-    client.session = NoCertificateFile()
+    cert_client.session = NoCertificateFile()
     with pytest.raises(CertificateError, match="certificate"):
-        client.refund(**ARGS)
+        cert_client.refund(**ARGS)
 
 
 @pytest.mark.parametrize(
@@ -123,26 +104,26 @@ def test_unreadable_certificate_file_is_a_certificate_error(client):
         ("TRADE_OVERDUE", WxPayBusinessError, False),
     ],
 )
-def test_refund_business_errors_are_typed(client, mocked, err_code, cls, retryable):
+def test_refund_business_errors_are_typed(cert_client, mocked, err_code, cls, retryable):
     mocked.add(responses.POST, REFUND, body=wechat_answer(result_code="FAIL", err_code=err_code))
     with pytest.raises(cls) as caught:
-        client.refund(**ARGS)
+        cert_client.refund(**ARGS)
     assert caught.value.retryable is retryable
 
 
 @pytest.mark.parametrize(
     "fields", [{"out_refund_no": "R-someone-else"}, {"refund_id": ""}], ids=["other", "no-id"]
 )
-def test_refund_answer_for_another_refund_is_unusable(client, mocked, fields):
+def test_refund_answer_for_another_refund_is_unusable(cert_client, mocked, fields):
     mocked.add(responses.POST, REFUND, body=accepted(**fields))
     with pytest.raises(WxPayUnavailable):
-        client.refund(**ARGS)
+        cert_client.refund(**ARGS)
 
 
-def test_refund_timeout_is_unavailable(client, mocked):
+def test_refund_timeout_is_unavailable(cert_client, mocked):
     mocked.add(responses.POST, REFUND, body=requests.exceptions.ReadTimeout())
     with pytest.raises(WxPayUnavailable, match="timeout"):
-        client.refund(**ARGS)
+        cert_client.refund(**ARGS)
 
 
 def query_answer(**fields: str) -> bytes:
@@ -161,10 +142,10 @@ def query_answer(**fields: str) -> bytes:
     return wechat_answer(**{**base, **fields})
 
 
-def test_refund_query_reads_entry_zero_without_certificate(client, mocked):
+def test_refund_query_reads_entry_zero_without_certificate(cert_client, mocked):
     mocked.add(responses.POST, REFUNDQUERY, body=query_answer())
 
-    query = client.refund_query(out_refund_no=ARGS["out_refund_no"])
+    query = cert_client.refund_query(out_refund_no=ARGS["out_refund_no"])
 
     assert query.refund_status == "SUCCESS"
     assert query.refund_id == REFUND_ID
@@ -175,10 +156,10 @@ def test_refund_query_reads_entry_zero_without_certificate(client, mocked):
     assert from_xml(mocked.calls[0].request.body)["out_refund_no"] == ARGS["out_refund_no"]
 
 
-def test_refund_query_of_a_refund_in_progress_has_no_success_time(client, mocked):
+def test_refund_query_of_a_refund_in_progress_has_no_success_time(cert_client, mocked):
     answer = query_answer(refund_status_0="PROCESSING", refund_success_time_0="")
     mocked.add(responses.POST, REFUNDQUERY, body=answer)
-    query = client.refund_query(out_refund_no=ARGS["out_refund_no"])
+    query = cert_client.refund_query(out_refund_no=ARGS["out_refund_no"])
     assert (query.refund_status, query.success_time) == ("PROCESSING", None)
 
 
@@ -191,17 +172,17 @@ def test_refund_query_of_a_refund_in_progress_has_no_success_time(client, mocked
     ],
     ids=["other-refund", "time-format", "fee"],
 )
-def test_refund_query_answer_that_does_not_fit_is_unusable(client, mocked, fields):
+def test_refund_query_answer_that_does_not_fit_is_unusable(cert_client, mocked, fields):
     mocked.add(responses.POST, REFUNDQUERY, body=query_answer(**fields))
     with pytest.raises(WxPayUnavailable):
-        client.refund_query(out_refund_no=ARGS["out_refund_no"])
+        cert_client.refund_query(out_refund_no=ARGS["out_refund_no"])
 
 
-def test_refund_query_of_an_unknown_refund_raises_refund_not_exist(client, mocked):
+def test_refund_query_of_an_unknown_refund_raises_refund_not_exist(cert_client, mocked):
     answer = wechat_answer(result_code="FAIL", err_code="REFUNDNOTEXIST")
     mocked.add(responses.POST, REFUNDQUERY, body=answer)
     with pytest.raises(RefundNotExist):
-        client.refund_query(out_refund_no="R1")
+        cert_client.refund_query(out_refund_no="R1")
 
 
 def test_from_xml_reads_another_root_only_when_asked():

@@ -6,8 +6,7 @@ Callers catch ``WxPayError`` around every call (prepay, refunds, reconciliation)
 
 import pytest
 
-from tests.wx import OFFICIAL_APPID, OFFICIAL_KEY, OFFICIAL_MCH_ID
-from wechat.pay_v2 import WxPayClient, WxPayConfig, WxPayError, WxPayRequestInvalid, to_xml
+from wechat.pay_v2 import WxPayError, WxPayRequestInvalid, to_xml
 
 ORDER = {
     "out_trade_no": "20240101000001",
@@ -16,18 +15,6 @@ ORDER = {
     "notify_url": "https://shop.example.com/payment/wxnotify",
     "spbill_create_ip": "203.0.113.7",
 }
-
-
-@pytest.fixture
-def client() -> WxPayClient:
-    config = WxPayConfig(
-        appid=OFFICIAL_APPID,
-        mch_id=OFFICIAL_MCH_ID,
-        api_key=OFFICIAL_KEY,
-        cert_path="/etc/wxshop/apiclient_cert.pem",
-        key_path="/etc/wxshop/apiclient_key.pem",
-    )
-    return WxPayClient(config)
 
 
 @pytest.mark.parametrize("value", ["Tea\x1b[31m", "\x00", "a\x1fb", "\ufffe", "\ud800"])
@@ -43,17 +30,17 @@ def test_an_invalid_field_name_is_the_protocol_error_type_too():
         to_xml({"a b": "x"})
 
 
-def test_unifiedorder_with_such_a_body_raises_wxpay_error_and_sends_nothing(client, http_mock):
+def test_unifiedorder_with_such_a_body_raises_wxpay_error_and_sends_nothing(cert_client, http_mock):
     with pytest.raises(WxPayError) as caught:
-        client.unified_order(body="Tea\x1b[31m", **ORDER)
+        cert_client.unified_order(body="Tea\x1b[31m", **ORDER)
 
     assert isinstance(caught.value, WxPayRequestInvalid)
     assert len(http_mock.calls) == 0
 
 
-def test_refund_with_such_a_reason_raises_wxpay_error_and_sends_nothing(client, http_mock):
+def test_refund_with_such_a_reason_raises_wxpay_error_and_sends_nothing(cert_client, http_mock):
     with pytest.raises(WxPayError):
-        client.refund(
+        cert_client.refund(
             out_trade_no="20240101000001",
             out_refund_no="R20240101000001",
             total_fee=101,
