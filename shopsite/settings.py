@@ -160,6 +160,13 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# Uploaded files (product pictures) go through the default storage above: files under
+# MEDIA_ROOT here; an S3-compatible bucket with django-storages (docs/DEPLOY.md).
+MEDIA_ROOT = Path(env("MEDIA_ROOT", str(BASE_DIR / "media")))
+MEDIA_URL = "/media/"
+# Django serves MEDIA_ROOT at MEDIA_URL itself (shopsite/urls.py) only in development and
+# the demo; in production nginx or the bucket does (docs/DEPLOY.md).
+SERVE_MEDIA = env_bool("SERVE_MEDIA", DEBUG)
 
 REDIS_URL = env("REDIS_URL")
 if REDIS_URL:
@@ -211,6 +218,13 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SERVE_INCLUDE_SCHEMA": False,
 }
+
+# How long GET /products answers may be kept: by clients and proxies (Cache-Control) and
+# in the shared cache. Staff changes drop the shared copy at once, but stock moves with
+# every order and does not, so keep it short. 0: not kept.
+CATALOGUE_CACHE_SECONDS = env_int("CATALOGUE_CACHE_SECONDS", 30)
+if CATALOGUE_CACHE_SECONDS < 0:
+    raise ImproperlyConfigured("CATALOGUE_CACHE_SECONDS must be 0 or more.")
 
 # Bearer tokens issued by POST /accounts/login are signed and expire after this long.
 ACCESS_TOKEN_TTL_SECONDS = env_int("ACCESS_TOKEN_TTL_SECONDS", 2 * 60 * 60)

@@ -1,17 +1,23 @@
 """Products. Stock is never typed as a number on an existing product: shoppers take units
 while the page is open, so staff add or remove units and the change is applied to the
-stock as it is when they save."""
+stock as it is when they save. Every change staff make here shows in the catalogue
+(GET /products) as soon as it commits."""
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.http import HttpRequest
+from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from core.money import yuan
 from core.validators import refuse_control_characters
 from orders.models import Product
+from orders.selectors import catalogue_cache_invalidate
 from orders.services import product_stock_adjust, product_stock_limit, product_stock_unlimit
+
+THUMBNAIL_PIXELS = 64
 
 
 class ProductAddForm(forms.ModelForm):
@@ -19,7 +25,7 @@ class ProductAddForm(forms.ModelForm):
 
     class Meta:
         model = Product
-        fields = ["name", "price", "stock", "active"]
+        fields = ["name", "description", "price", "stock", "image", "requires_shipping", "active"]
 
     def clean_name(self) -> str:
         # The name is sent to WeChat as the order's body (in XML).
@@ -45,7 +51,7 @@ class ProductChangeForm(ProductAddForm):
     )
 
     class Meta(ProductAddForm.Meta):
-        fields = ["name", "price", "active"]
+        fields = ["name", "description", "price", "image", "requires_shipping", "active"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -76,8 +82,17 @@ class ProductChangeForm(ProductAddForm):
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
-    list_display = ["name", "price_display", "stock", "active", "updated_at"]
-    list_filter = ["active"]
+    list_display = [
+        "thumbnail",
+        "name",
+        "price_display",
+        "stock",
+        "requires_shipping",
+        "active",
+        "updated_at",
+    ]
+    list_display_links = ["name"]
+    list_filter = ["active", "requires_shipping"]
     search_fields = ["name"]
 
     def get_form(self, request, obj=None, change=False, **kwargs):
@@ -86,23 +101,47 @@ class ProductAdmin(admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ["name", "price", "stock", "active"]
-        return ["name", "price", "stock_display", "unlimited", "stock_change", "active"]
+            return ["name", "description", "price", "stock", "image", "requires_shipping", "active"]
+        return [
+            "name",
+            "description",
+            "price",
+            "stock_display",
+            "unlimited",
+            "stock_change",
+            "thumbnail",
+            "image",
+            "requires_shipping",
+            "active",
+        ]
 
     def get_readonly_fields(self, request, obj=None):
-        return [] if obj is None else ["stock_display"]
+        return [] if obj is None else ["stock_display", "thumbnail"]
 
     def save_model(self, request, obj: Product, form, change: bool) -> None:
+        # After the commit: a catalogue request in between would keep the old row under
+        # the new cache version (orders.selectors.catalogue_cache_invalidate).
+        transaction.on_commit(catalogue_cache_invalidate)
         if not change:
             super().save_model(request, obj, form, change)
             return
         # Not obj.save(): it would write back the stock read with this copy of the row,
-        # undoing orders placed since. Only the fields staff changed, then the stock.
-        changed = [name for name in ("name", "price", "active") if name in form.changed_data]
+        # undoing orders placed since. Only the fields staff changed, then the stock. A
+        # new picture is written to the storage by the save (the image field's pre_save).
+        editable = ("name", "description", "price", "image", "requires_shipping", "active")
+        changed = [name for name in editable if name in form.changed_data]
         if changed:
             obj.save(update_fields=[*changed, "updated_at"])
         self._save_stock(request, obj, form.cleaned_data)
         obj.refresh_from_db(fields=["stock"])
+
+    def delete_model(self, request, obj: Product) -> None:
+        transaction.on_commit(catalogue_cache_invalidate)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        transaction.on_commit(catalogue_cache_invalidate)
+        super().delete_queryset(request, queryset)
 
     def _save_stock(self, request: HttpRequest, product: Product, cleaned: dict) -> None:
         change = cleaned.get("stock_change")
@@ -132,6 +171,18 @@ class ProductAdmin(admin.ModelAdmin):
         return _("%(count)d left to sell (units in unpaid orders already taken off)") % {
             "count": product.stock
         }
+
+    @admin.display(description=gettext_lazy("picture"))
+    def thumbnail(self, product: Product) -> str:
+        if not product.image:
+            return "—"
+        # format_html escapes the URL: a stored name is text, never markup.
+        return format_html(
+            '<img src="{}" alt="" width="{}" height="{}" style="object-fit: cover">',
+            product.image.url,
+            THUMBNAIL_PIXELS,
+            THUMBNAIL_PIXELS,
+        )
 
     @admin.display(description=gettext_lazy("price"), ordering="price")
     def price_display(self, product: Product) -> str:
