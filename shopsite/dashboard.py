@@ -1,8 +1,10 @@
-"""What the admin index shows a shop owner: revenue, orders needing attention, the latest
-notifications and a 14-day revenue chart drawn on the server as SVG (no script, no CDN).
+"""What the admin index shows a shop owner: revenue, orders needing attention, paid orders
+waiting to ship, the latest notifications and a 14-day revenue chart drawn on the server as
+SVG (no script, no CDN).
 
-Three queries whatever the amount of data: revenue by day, the attention count, the
-latest notifications. Days are Beijing days, as WeChat Pay's and the shopper's are.
+Three queries whatever the amount of data: revenue by day, the orders to watch (attention
+and to ship, in one), the latest notifications. Days are Beijing days, as WeChat Pay's and
+the shopper's are.
 """
 
 from dataclasses import dataclass
@@ -10,16 +12,18 @@ from datetime import date, datetime, time, timedelta
 from urllib.parse import urlencode
 
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.safestring import SafeString
+from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from accounts.models import User
 from core.money import yuan
 from core.times import shop_timezone, shop_today
-from orders.models import Order
-from orders.selectors import SOLD, DayRevenue, order_revenue_by_day
+from orders.models import FulfilmentStatus, Order
+from orders.selectors import SOLD, DayRevenue, order_revenue_by_day, orders_to_watch
 from payments.badges import outcome_badge
 from payments.models import PaymentNotification
 from payments.selectors import notifications_latest
@@ -27,6 +31,9 @@ from payments.selectors import notifications_latest
 CHART_DAYS = 14
 WEEK_DAYS = 7
 LATEST_NOTIFICATIONS = 10
+# WeChat expects shipping within 48 hours of payment (docs/protocol/
+# miniprogram-server-api.md §2.2): an order waiting longer turns the tile red.
+SHIP_WITHIN = timedelta(hours=48)
 
 # The chart's drawing box (SVG user units; the SVG scales to the column's width).
 CHART_WIDTH, CHART_HEIGHT = 560, 170
@@ -68,6 +75,14 @@ class Period:
 
 
 @dataclass(frozen=True)
+class ToShip:
+    count: int  # paid orders not shipped yet
+    oldest: str  # how long the oldest has waited since payment ("3 days"); "" if none
+    late: bool  # the oldest waited longer than SHIP_WITHIN
+    url: str
+
+
+@dataclass(frozen=True)
 class NotificationRow:
     url: str
     received_at: datetime
@@ -83,6 +98,7 @@ class Dashboard:
     week: Period
     attention_count: int
     attention_url: str
+    to_ship: ToShip
     chart: Chart
     notifications: list[NotificationRow] | None  # None: not the user's to see
 
@@ -96,11 +112,13 @@ def dashboard_for(user: User, *, today: date | None = None) -> Dashboard | None:
         first=today - timedelta(days=CHART_DAYS - 1), last=today, tz=shop_timezone()
     )
     show_notifications = user.has_perm("payments.view_paymentnotification")
+    watch = orders_to_watch()
     return Dashboard(
         today=_period(days[-1:]),
         week=_period(days[-WEEK_DAYS:]),
-        attention_count=Order.objects.filter(needs_attention=True).count(),
+        attention_count=watch.attention,
         attention_url=_orders_url(needs_attention__exact="1"),
+        to_ship=_to_ship(watch.to_ship, watch.oldest_to_ship_paid_at),
         chart=revenue_chart(days, today=today),
         notifications=_notifications() if show_notifications else None,
     )
@@ -114,6 +132,21 @@ def _period(days: list[DayRevenue]) -> Period:
             status__in=",".join(SOLD),
             paid_at__gte=_midnight(days[0].day),
             paid_at__lt=_midnight(days[-1].day + timedelta(days=1)),
+        ),
+    )
+
+
+def _to_ship(count: int, oldest_paid_at: datetime | None) -> ToShip:
+    now = timezone.now()
+    waited = now - oldest_paid_at if oldest_paid_at else timedelta(0)
+    return ToShip(
+        count=count,
+        # "3 days", "5 hours": the largest unit only, in the staff member's language.
+        oldest=timesince(oldest_paid_at, now, depth=1) if oldest_paid_at else "",
+        late=waited > SHIP_WITHIN,
+        url=_orders_url(
+            status__exact=Order.Status.PAID,
+            fulfilment_status__exact=FulfilmentStatus.UNFULFILLED,
         ),
     )
 

@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from core.money import yuan_decimal
+from core.privacy import mask_phone
 from core.times import shop_timezone, shop_today
 from orders.models import Order
 from orders.selectors import orders_created_between, orders_with_items
@@ -35,6 +36,13 @@ COLUMNS = [
     "transaction_id",
     "items",
     "needs_attention",
+    "fulfilment_status",
+    "shipped_at",
+    "recipient",
+    "phone",  # masked: a file travels further than the admin
+    "address",
+    "postal_code",
+    "remark",
 ]
 # Excel opens a UTF-8 file as the local code page unless it starts with a BOM, which
 # would garble Chinese product names.
@@ -89,6 +97,16 @@ def _time(moment: datetime | None) -> str:
 def order_csv_row(order: Order) -> list[str]:
     """One order as CSV cells, in COLUMNS order; its items must be prefetched."""
     items = "; ".join(str(item) for item in order.items.all())  # "Tea cup x 2"
+    address = order.address if isinstance(order.address, dict) else {}
+
+    def part(key: str) -> str:
+        return str(address.get(key) or "").strip()
+
+    place = " ".join(
+        p
+        for p in (part(k) for k in ("province_name", "city_name", "county_name", "detail_info"))
+        if p
+    )
     return [
         order.out_trade_no,
         order.status,
@@ -99,6 +117,14 @@ def order_csv_row(order: Order) -> list[str]:
         order.transaction_id or "",
         _cell(items),
         "true" if order.needs_attention else "false",
+        order.fulfilment_status,
+        _time(order.shipped_at),
+        # What the shopper typed: cells a spreadsheet could run are defused.
+        _cell(part("user_name")),
+        mask_phone(part("tel_number")),
+        _cell(place),
+        _cell(part("postal_code")),
+        _cell(order.remark),
     ]
 
 

@@ -11,6 +11,8 @@ from core.display import moment
 from core.money import yuan
 from orders.admin.export import ExportAdminMixin
 from orders.admin.inlines import OrderItemInline
+from orders.admin.shipping import FULFILMENT_FIELDS, ShipmentInline, ShippingAdminMixin
+from orders.admin.shipping import READONLY_FIELDS as SHIPPING_READONLY_FIELDS
 from orders.badges import order_status_badge
 from orders.models import Order
 from orders.services import order_attention_acknowledge
@@ -43,7 +45,7 @@ class OrderForm(forms.ModelForm):
         )
 
 
-class OrderAdmin(ExportAdminMixin, admin.ModelAdmin):
+class OrderAdmin(ShippingAdminMixin, ExportAdminMixin, admin.ModelAdmin):
     """Orders as the orders app knows them: lines, flags, export. Not registered here:
     ``payments.admin`` adds refunds, notifications and the WeChat actions and registers
     the whole (orders imports nothing of payments)."""
@@ -51,19 +53,20 @@ class OrderAdmin(ExportAdminMixin, admin.ModelAdmin):
     list_display = [
         "out_trade_no",
         "status_display",
+        "fulfilment_display",
         "total_display",
         "created",
         "paid",
         "needs_attention",
     ]
-    list_filter = ["needs_attention", "status", "created_at", "paid_at"]
+    list_filter = ["needs_attention", "status", "fulfilment_status", "created_at", "paid_at"]
     date_hierarchy = "created_at"
     search_fields = ["=out_trade_no", "=transaction_id", "=openid", "items__product_name"]
     search_help_text = gettext_lazy(
         "Order number, WeChat transaction id or payer openid (exactly), or a product name."
     )
     form = OrderForm
-    inlines = [OrderItemInline]
+    inlines = [OrderItemInline, ShipmentInline]
     actions = ["export_selected_action"]
     # Money and payment state change only through the services (notify, refunds):
     # staff see them, and may only acknowledge a flag.
@@ -85,6 +88,7 @@ class OrderAdmin(ExportAdminMixin, admin.ModelAdmin):
         "expires_at",
         "closed_at",
         "attention_reason",
+        *SHIPPING_READONLY_FIELDS,
     ]
     fieldsets = [
         (
@@ -100,6 +104,8 @@ class OrderAdmin(ExportAdminMixin, admin.ModelAdmin):
                 ]
             },
         ),
+        # Not first: ShopOrderAdmin (payments) rebuilds the first fieldset and keeps the rest.
+        (gettext_lazy("Delivery"), {"fields": FULFILMENT_FIELDS}),
         (
             gettext_lazy("Attention"),
             {"fields": ["needs_attention", "attention_reason", "reason_digest"]},
@@ -122,7 +128,7 @@ class OrderAdmin(ExportAdminMixin, admin.ModelAdmin):
     ]
 
     def get_urls(self):
-        return [*self.export_urls(), *super().get_urls()]
+        return [*self.shipping_urls(), *self.export_urls(), *super().get_urls()]
 
     def get_readonly_fields(self, request, obj=None):
         # Only a flag can be acknowledged: an order without one has nothing to edit.

@@ -9,7 +9,7 @@ import pytest
 
 from core.money import yuan
 from demo.miniprogram import MiniProgram
-from orders.models import Order, Product
+from orders.models import Order, Product, Shipment
 from payments.models import Refund
 from tests.browser.pages import Problems, log_in
 
@@ -131,3 +131,94 @@ def test_the_guard_sees_script_errors_and_server_errors(chromium):
     assert any("console error: bad" in p for p in problems.seen)
     assert any("script error: " in p and "broken" in p for p in problems.seen)
     assert "server error: 500 http://shop.test/boom" in problems.seen
+
+
+def test_owner_ships_a_paid_order_from_its_page(open_browser, shop, phone, tea, staff):
+    order = buy_and_pay(phone, tea, quantity=1)
+    Order.objects.filter(pk=order.pk).update(
+        address={
+            "user_name": "张三",
+            "tel_number": "13812345678",
+            "province_name": "广东省",
+            "city_name": "广州市",
+            "county_name": "海珠区",
+            "detail_info": "新港中路397号",
+            "postal_code": "510000",
+        }
+    )
+    browser = open_browser()
+    page = browser.page
+
+    log_in(browser, shop.url)
+    assert page.inner_text("#to-ship .shop-tile-value") == "1"
+    page.click("#to-ship")
+    page.click(f"#result_list a:text('{order.out_trade_no}')")
+    assert "Not shipped" in page.inner_text(".field-fulfilment_display")
+    assert "13812345678" in page.inner_text(".field-address_display")
+    browser.shot("order-to-ship")
+
+    page.click("#ship-link")
+    assert "新港中路397号" in page.inner_text("#ship-order")
+    page.select_option("#id_logistics_type", "express")
+    page.fill("#id_express_company", "SF")
+    page.fill("#id_tracking_no", "SF1234567890")
+    browser.shot("ship-page")
+    page.click("input[type=submit][value=Ship]")
+
+    assert "shipped: Express delivery SF SF1234567890" in page.inner_text(".messagelist")
+    assert "SF1234567890" in page.inner_text("#shipments-group")
+    assert "Shipped" in page.inner_text(".field-fulfilment_display")
+    assert page.locator("#ship-link").count() == 0
+    browser.shot("shipped")
+    assert Shipment.objects.get(order=order).tracking_no == "SF1234567890"
+
+    # The shopper sees the shipment and confirms receipt.
+    seen = phone.call("GET", f"/orders/{order.out_trade_no}").json()
+    assert (seen["fulfilment_status"], seen["shipments"][0]["tracking_no"]) == (
+        "shipped",
+        "SF1234567890",
+    )
+    received = phone.call("POST", f"/orders/{order.out_trade_no}/receive").json()
+    assert received["fulfilment_status"] == "received"
+    page.reload()
+    assert "Received" in page.inner_text(".field-fulfilment_display")
+
+
+def test_owner_ships_several_orders_from_the_warehouse_file(open_browser, shop, phone, tea, staff):
+    first = buy_and_pay(phone, tea, quantity=1)
+    second = buy_and_pay(phone, tea, quantity=2)
+    warehouse_file = "\r\n".join(
+        [
+            "out_trade_no,logistics_type,express_company,tracking_no",
+            f"{first.out_trade_no},express,SF,SF0000000001",
+            f"{second.out_trade_no},same_city,,",
+            "NO-SUCH-ORDER,express,SF,SF0000000003",
+            "",
+        ]
+    ).encode("utf-8-sig")
+    browser = open_browser()
+    page = browser.page
+    log_in(browser, shop.url)
+
+    page.goto(f"{shop.url}/admin/orders/order/")
+    page.click("#ship-csv")
+    page.set_input_files(
+        "#id_file",
+        files=[{"name": "shipments.csv", "mimeType": "text/csv", "buffer": warehouse_file}],
+    )
+    browser.shot("ship-csv-page")
+    page.click("input[type=submit]")
+
+    summary = page.inner_text("#ship-summary")
+    assert summary == "3 lines: 2 shipped, 0 already shipped, 1 not shipped."
+    assert page.locator("#ship-results tr.ship-ok").count() == 2
+    failed = page.locator("#ship-results tr.ship-failed")
+    assert "NO-SUCH-ORDER" in failed.inner_text() and "unknown order" in failed.inner_text()
+    assert "1 line was not shipped" in page.inner_text(".errornote")
+    browser.shot("ship-csv-results")
+    shipped = Order.objects.filter(fulfilment_status="shipped")
+    assert set(shipped.values_list("pk", flat=True)) == {first.pk, second.pk}
+
+    page.goto(f"{shop.url}/admin/orders/order/?fulfilment_status__exact=shipped")
+    assert page.locator("#result_list tbody tr").count() == 2
+    browser.shot("shipped-orders")

@@ -9,7 +9,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 
 from accounts.models import User
-from orders.models import Order, OrderItem
+from orders.models import OrderItem
 from tests.factories import make_order
 from wechat.pay_v2 import BEIJING
 
@@ -26,31 +26,6 @@ def rows(response) -> list[dict]:
     text = b"".join(response.streaming_content).decode("utf-8")
     assert text.startswith("\ufeff")  # for Excel
     return list(csv.DictReader(io.StringIO(text[1:])))
-
-
-@pytest.fixture
-def november(shopper, products) -> dict[str, Order]:
-    """Orders created on the 1st (00:10 Beijing = 16:10 UTC the day before), 15th, 30th."""
-    first = make_order(shopper, products, n=1, created_at=at(1, 0), total_fee=5)
-    first.created_at = at(1, 0).replace(minute=10)
-    first.save(update_fields=["created_at"])
-    mid = make_order(
-        shopper,
-        products,
-        n=2,
-        created_at=at(15),
-        status=Order.Status.PAID,
-        transaction_id="4200000483202001042069747825",
-        paid_at=at(15, 13),
-        total_fee=123456,
-        needs_attention=True,
-    )
-    OrderItem.objects.create(
-        order=mid, product=products["cup"], product_name="Tea cup", unit_price=1200, quantity=3
-    )
-    last = make_order(shopper, products, n=3, created_at=at(30, 23))
-    outside = make_order(shopper, products, n=4, created_at=at(1, 0) - timedelta(minutes=1))
-    return {"first": first, "mid": mid, "last": last, "outside": outside}
 
 
 def test_range_export_streams_the_orders_of_those_beijing_days(boss_client, november):
@@ -76,6 +51,14 @@ def test_range_export_streams_the_orders_of_those_beijing_days(boss_client, nove
         "transaction_id": "4200000483202001042069747825",
         "items": "Tea x 1; Tea cup x 3",
         "needs_attention": "true",
+        # Fulfilment and address columns: tests/orders/test_admin_shipping.py.
+        "fulfilment_status": "unfulfilled",
+        "shipped_at": "",
+        "recipient": "",
+        "phone": "",
+        "address": "",
+        "postal_code": "",
+        "remark": "",
     }
     assert (lines[0]["total_yuan"], lines[0]["paid_at"], lines[0]["transaction_id"]) == (
         "0.05",

@@ -37,7 +37,7 @@ def test_list_is_paginated_by_20(api, shopper, products):
 def test_list_page_query_count_is_bounded(api, shopper, products, django_assert_max_num_queries):
     for n in range(20):
         make_order(shopper, products, n=n)
-    with django_assert_max_num_queries(4):  # user, count, page, items (one prefetch)
+    with django_assert_max_num_queries(5):  # user, count, page, items, shipments (prefetches)
         api.get("/orders")
 
 
@@ -68,7 +68,7 @@ def test_someone_elses_order_is_404_like_a_missing_one(api, products):
 
 def test_detail_query_count_is_bounded(api, shopper, products, django_assert_max_num_queries):
     order = make_order(shopper, products)
-    with django_assert_max_num_queries(3):
+    with django_assert_max_num_queries(4):  # user, order, items, shipments
         assert api.get(f"/orders/{order.out_trade_no}").status_code == 200
 
 

@@ -20,6 +20,9 @@ def test_schema_generates_cleanly_and_validates():
         "/orders",
         "/orders/{out_trade_no}",
         "/orders/{out_trade_no}/close",
+        "/orders/{out_trade_no}/receive",
+        "/products",
+        "/products/{product_id}",
     }
     assert schema["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     payment = schema["components"]["schemas"]["PaymentParams"]["properties"]
