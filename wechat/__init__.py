@@ -2,5 +2,6 @@
 documentation (docs/protocol/) and is tested against its official vectors.
 
 - ``wechat.pay_v2``: WeChat Pay API v2 (XML, MD5/HMAC-SHA256).
-- ``wechat.miniprogram``: the mini-program server API (code2Session).
+- ``wechat.miniprogram``: the mini-program server API (code2Session, access_token,
+  order shipping management, subscribe messages).
 """

@@ -20,7 +20,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, str]:
     env = os.environ.get
     parser = argparse.ArgumentParser(
         prog="python -m wxsim",
-        description="Local WeChat simulator: code2Session + WeChat Pay v2 + notifies.",
+        description="Local WeChat simulator: code2Session + WeChat Pay v2 + notifies, "
+        "access_token, order shipping management, subscribe messages, message push.",
     )
     # String defaults go through type=, so a bad WXSIM_PORT gets a usage error, not a trace.
     parser.add_argument("--host", default=env("WXSIM_HOST", "127.0.0.1"))
@@ -36,6 +37,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, str]:
     parser.add_argument("--close-min-seconds", type=float,
                         default=env("WXSIM_CLOSE_MIN_SECONDS", "300"),
                         help="closeorder is refused this long after unifiedorder")
+    parser.add_argument("--trade-managed", type=_flag, metavar="{1,0}",
+                        default=env("WXSIM_TRADE_MANAGED", "1"),
+                        help="what is_trade_managed answers (1: payments wait for shipping)")
+    parser.add_argument("--token-ttl", type=int, default=env("WXSIM_TOKEN_TTL", "7200"),
+                        help="seconds an access_token from stable_token lives")
     parser.add_argument("--ready-file", default=env("WXSIM_READY_FILE", ""),
                         help="write the base URL here once listening")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
@@ -45,10 +51,19 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, str]:
             appid=args.appid, secret=args.secret, mch_id=args.mch_id, mch_key=args.mch_key,
             host=args.host, port=args.port, retry_scale=args.retry_scale,
             close_min_seconds=args.close_min_seconds, verbose=args.verbose,
+            trade_managed=args.trade_managed, token_ttl=args.token_ttl,
         )
     except ValueError as exc:
         parser.error(str(exc))
     return config, args.ready_file
+
+
+def _flag(value: str) -> bool:
+    # A type, not choices=: argparse checks choices against the command line only, so a bad
+    # WXSIM_TRADE_MANAGED would slip through as a default.
+    if value not in ("1", "0"):
+        raise argparse.ArgumentTypeError("must be 1 or 0")
+    return value == "1"
 
 
 def _write_ready_file(path: str, base_url: str) -> None:

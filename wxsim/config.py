@@ -9,6 +9,8 @@ DEMO_SECRET = "demo-app-secret"  # noqa: S105 - a public demo value
 DEMO_MCH_ID = "1900000109"
 # 32 characters like a real APIv2 key (§2.1 step 5). A demo value, never a real one.
 DEMO_MCH_KEY = "wxsimDemoMchKey0123456789abcdefX"
+# The mini-program's original id (原始ID), the ToUserName of its message pushes.
+DEMO_ORIGINAL_ID = "gh_00000000demo"
 
 
 @dataclass(frozen=True)
@@ -26,13 +28,21 @@ class Config:
     close_min_seconds: float = 300.0
     # WeChat counts a notify as failed when the reply takes longer than 5 s (§5.2 rule 5).
     notify_timeout: float = 5.0
+    # What is_trade_managed answers until POST /sim/trade_managed changes it
+    # (docs/protocol/miniprogram-server-api.md §2.1).
+    trade_managed: bool = True
+    # Lifetime of an access_token from stable_token: "up to 7200" seconds (§1.1 of the same).
+    token_ttl: int = 7200
+    original_id: str = DEMO_ORIGINAL_ID
     verbose: bool = False
 
     def __post_init__(self) -> None:
         if len(self.mch_key) != 32 or not self.mch_key.isascii():
             raise ValueError("mch_key must be 32 ASCII characters, like a WeChat APIv2 key")
-        for name in ("appid", "secret", "mch_id"):
+        for name in ("appid", "secret", "mch_id", "original_id"):
             if not getattr(self, name):
                 raise ValueError(f"{name} must not be empty")
         if self.retry_scale < 0 or self.close_min_seconds < 0:
             raise ValueError("retry_scale and close_min_seconds must be >= 0")
+        if self.token_ttl < 1:
+            raise ValueError("token_ttl must be at least 1 second")

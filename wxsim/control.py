@@ -1,7 +1,9 @@
 """``/sim/...``: the JSON control API that plays the phone and drives the simulator.
 
 Not part of WeChat. Tests, demos and benchmarks use it to log in, pay, inject faults,
-duplicate notifies, inspect the ledger and read counters.
+duplicate notifies, inspect the ledger and read counters; and, for the mini-program server
+API, to age access tokens, accept subscribe templates, move shipped trades on (receipt,
+settlement) and push message-push events to the shop.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
+from wxsim import push, shipping, subscribe, tokens
 from wxsim.login import issue_code
 from wxsim.state import Simulator
 from wxsim.trades import PayRefused, check_request_payment, pay_trade, resend_notify
@@ -35,12 +38,12 @@ def handle(sim: Simulator, method: str, path: str, body: bytes) -> JsonReply:
         return endpoint(sim, _json_object(body), arg)
     except BadRequest as exc:
         return 400, {"detail": str(exc)}
-    except PayRefused as exc:
+    except (PayRefused, shipping.ShippingStateError) as exc:
         return exc.status, {"detail": exc.detail}
 
 
 def _match(path: str) -> tuple[str | None, str]:
-    for prefix in ("/sim/trades/", "/sim/notify/"):
+    for prefix in ("/sim/trades/", "/sim/notify/", "/sim/shipping/"):
         if path.startswith(prefix) and len(path) > len(prefix):
             return prefix, unquote(path[len(prefix):])
     return (path, "") if path in ROUTES else (None, "")
@@ -137,6 +140,106 @@ def _reset(sim: Simulator, _: dict[str, Any], __: str) -> JsonReply:
     return 200, {"reset": True}
 
 
+# --- the mini-program server API -----------------------------------------------------------
+
+def _trade_managed(sim: Simulator, data: dict[str, Any], _: str) -> JsonReply:
+    managed = _field(data, "managed", bool, True)
+    with sim.lock:
+        sim.trade_managed = managed
+    return 200, {"is_trade_managed": managed}
+
+
+def _tokens(sim: Simulator, _: dict[str, Any], __: str) -> JsonReply:
+    return 200, tokens.tokens_json(sim)
+
+
+def _stale(sim: Simulator, data: dict[str, Any], _: str) -> JsonReply:
+    try:
+        stale = tokens.make_stale(
+            sim,
+            token=_field(data, "access_token", str, ""),
+            errcode=_field(data, "errcode", int, 40001),
+            still_current=_field(data, "still_current", bool, False),
+        )
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from exc
+    except LookupError as exc:
+        return 404, {"detail": str(exc)}
+    return 200, {"stale": len(stale)}
+
+
+def _subscribe(sim: Simulator, data: dict[str, Any], _: str) -> JsonReply:
+    openid = _field(data, "openid", str, "")
+    template_id = _field(data, "template_id", str, "")
+    count = _field(data, "count", int, 1)
+    if not openid or not template_id or not 1 <= count <= MAX_COPIES:
+        raise BadRequest(f'give "openid", "template_id" and "count" between 1 and {MAX_COPIES}')
+    return 200, subscribe.accept(sim, openid=openid, template_id=template_id, count=count)
+
+
+def _messages(sim: Simulator, _: dict[str, Any], __: str) -> JsonReply:
+    with sim.lock:
+        return 200, {"messages": list(sim.messages)}
+
+
+def _shipment(sim: Simulator, _: dict[str, Any], transaction_id: str) -> JsonReply:
+    return 200, shipping.shipment_json(sim, transaction_id)
+
+
+SHIPPING_ACTIONS = ("confirm_receive", "settle")
+
+
+def _move_shipment(sim: Simulator, data: dict[str, Any], transaction_id: str) -> JsonReply:
+    action = _field(data, "action", str, "")
+    if action == "confirm_receive":
+        shipping.confirm_receive(sim, transaction_id)
+    elif action == "settle":
+        shipping.settle(sim, transaction_id)
+    else:
+        raise BadRequest(f'"action" must be one of {SHIPPING_ACTIONS}')
+    return 200, shipping.shipment_json(sim, transaction_id)
+
+
+def _push(sim: Simulator, data: dict[str, Any], _: str) -> JsonReply:
+    """Sign (and encrypt) one event as WeChat does and POST it to the shop now."""
+    url = _field(data, "url", str, "")
+    mode = _field(data, "mode", str, "plaintext")
+    token = _field(data, "token", str, "")
+    encoding_aes_key = _field(data, "aes_key", str, "")
+    copies = _field(data, "copies", int, 1)
+    if not url.startswith(("http://", "https://")) or not token:
+        raise BadRequest('give the message "url" (http or https) and the "token"')
+    if mode not in push.MODES or not 1 <= copies <= MAX_COPIES:
+        raise BadRequest(f'"mode" is one of {push.MODES}; "copies" between 1 and {MAX_COPIES}')
+    if mode == "safe":
+        try:
+            push.aes_key(encoding_aes_key)
+        except ValueError as exc:
+            raise BadRequest(f'"aes_key": {exc}') from exc
+    if ("event" in data) == ("settlement" in data):
+        raise BadRequest('give either "event" or "settlement"')
+    timestamp, nonce = push.new_timestamp_and_nonce(sim)
+    timestamp = _field(data, "timestamp", str, timestamp)
+    nonce = _field(data, "nonce", str, nonce)
+    if "event" in data:
+        event = _field(data, "event", dict, {})
+    else:
+        settlement = _field(data, "settlement", dict, {})
+        event = shipping.settlement_event(
+            sim,
+            _field(settlement, "transaction_id", str, ""),
+            settled=_field(settlement, "settled", bool, False),
+        )
+    query, body = push.signed_push(
+        event, mode=mode, token=token, timestamp=timestamp, nonce=nonce,
+        encoding_aes_key=encoding_aes_key,
+        appid=_field(data, "appid", str, "") or sim.config.appid,
+    )
+    attempts = push.deliver(sim, url, query, body, copies)
+    return 200, {"event": event, "query": query, "body": body.decode("utf-8"),
+                 "attempts": attempts}
+
+
 Endpoint = Callable[[Simulator, dict[str, Any], str], JsonReply]
 ROUTES: dict[str, dict[str, Endpoint]] = {
     "/sim/login": {"POST": _login},
@@ -146,4 +249,11 @@ ROUTES: dict[str, dict[str, Endpoint]] = {
     "/sim/notify/": {"POST": _notify},
     "/sim/stats": {"GET": _stats},
     "/sim/reset": {"POST": _reset},
+    "/sim/trade_managed": {"POST": _trade_managed},
+    "/sim/tokens": {"GET": _tokens},
+    "/sim/tokens/stale": {"POST": _stale},
+    "/sim/subscribe": {"POST": _subscribe},
+    "/sim/messages": {"GET": _messages},
+    "/sim/shipping/": {"GET": _shipment, "POST": _move_shipment},
+    "/sim/push": {"POST": _push},
 }

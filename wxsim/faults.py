@@ -15,9 +15,19 @@ PAY_PATHS = (
     "/secapi/pay/refund",
     "/pay/refundquery",
 )
-WECHAT_PATHS = SNS_PATHS + PAY_PATHS
+# The mini-program server API (docs/protocol/miniprogram-server-api.md), JSON like SNS_PATHS.
+TOKEN_PATH = "/cgi-bin/stable_token"  # noqa: S105 - a path, not a password
+MINIAPI_PATHS = (
+    TOKEN_PATH,
+    "/wxa/sec/order/is_trade_managed",
+    "/wxa/sec/order/upload_shipping_info",
+    "/wxa/sec/order/get_order",
+    "/wxa/sec/order/notify_confirm_receive",
+    "/cgi-bin/message/subscribe/send",
+)
+WECHAT_PATHS = SNS_PATHS + PAY_PATHS + MINIAPI_PATHS
 
-# systemerror: a signed SYSTEMERROR answer (errcode -1 for code2session), nothing recorded;
+# systemerror: a signed SYSTEMERROR answer (errcode -1 on the JSON paths), nothing recorded;
 # http500: an HTML 500 page; slow: sleep delay_ms, then answer normally;
 # garbage: HTTP 200 with a body that is neither XML nor JSON;
 # bad_sign: the normal answer with a tampered sign (XML paths only).
@@ -58,7 +68,7 @@ class Faults:
             raise ValueError(f'"path" must be one of {list(WECHAT_PATHS)}')
         if mode not in PATH_MODES:
             raise ValueError(f'"mode" must be one of {list(PATH_MODES)}')
-        if mode == "bad_sign" and path in SNS_PATHS:
+        if mode == "bad_sign" and path not in PAY_PATHS:
             raise ValueError("bad_sign applies to the signed XML paths only")
         delay_ms = _non_negative_int(spec, "delay_ms", 0)
         if count:

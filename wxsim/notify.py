@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -115,20 +116,33 @@ class Notifier:
         self, url: str, body: bytes, number: int = 1, generation: int | None = None
     ) -> dict[str, Any]:
         """One POST of a notify; returns the attempt record (never raises)."""
+        attempt = self.post_once(url, body, HEADERS, is_success_reply, number)
+        with self._sim.lock:
+            if generation is None or generation == self._generation:
+                self.attempts += 1
+                self.delivered += int(attempt["success"])
+        return attempt
+
+    def post_once(
+        self,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        accept: Callable[[int | None, bytes], bool],
+        number: int = 1,
+    ) -> dict[str, Any]:
+        """One POST to the merchant, uncounted (message pushes use it too); ``accept`` says
+        whether the reply is a success. Returns the attempt record; never raises."""
         at, started = self._sim.now(), time.monotonic()
         status: int | None = None
         content, error = b"", ""
         timeout = self._sim.config.notify_timeout
         try:
-            response = self._session.post(url, data=body, headers=HEADERS, timeout=timeout)
+            response = self._session.post(url, data=body, headers=headers, timeout=timeout)
             status, content = response.status_code, response.content
         except requests.RequestException as exc:
             error = f"{type(exc).__name__}: {exc}"[:REPLY_KEEP_CHARS]
-        success = is_success_reply(status, content)
-        with self._sim.lock:
-            if generation is None or generation == self._generation:
-                self.attempts += 1
-                self.delivered += int(success)
+        success = accept(status, content)
         return {
             "attempt": number,
             "at": at,

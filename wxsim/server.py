@@ -17,12 +17,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from wxsim import control, payapi
+from wxsim import control, miniapi, payapi, shipping, subscribe
 from wxsim.config import Config
-from wxsim.faults import PAY_PATHS, SNS_PATHS, PathFault
+from wxsim.faults import MINIAPI_PATHS, PAY_PATHS, SNS_PATHS, TOKEN_PATH, PathFault
 from wxsim.login import code2session, wx_error
 from wxsim.refunds import refund, refundquery
 from wxsim.state import Simulator
+from wxsim.tokens import stable_token
 from wxsim.trades import closeorder, orderquery, unifiedorder
 
 __all__ = ["SimHTTPServer", "Simulator", "make_server"]
@@ -35,6 +36,17 @@ PAY_HANDLERS: dict[str, payapi.Handler] = {
     "/pay/refundquery": refundquery,
 }
 assert set(PAY_HANDLERS) == set(PAY_PATHS)  # every fault-able pay path has a handler
+MINIAPI_HANDLERS: dict[str, miniapi.Handler] = {
+    TOKEN_PATH: stable_token,
+    "/wxa/sec/order/is_trade_managed": shipping.is_trade_managed,
+    "/wxa/sec/order/upload_shipping_info": shipping.upload_shipping_info,
+    "/wxa/sec/order/get_order": shipping.get_order,
+    "/wxa/sec/order/notify_confirm_receive": shipping.notify_confirm_receive,
+    "/cgi-bin/message/subscribe/send": subscribe.send,
+}
+assert set(MINIAPI_HANDLERS) == set(MINIAPI_PATHS)
+# What api.weixin.qq.com labels its JSON with (code2Session excepted, see _wechat).
+JSON_CONTENT_TYPE = "application/json; encoding=utf-8"
 MAX_BODY_BYTES = 1 << 20
 GARBAGE = b"\x00<html><body>upstream hiccup \xff\xfe not XML, not JSON</body></html"
 HTML_500 = b"<html><body><h1>500 Internal Server Error</h1></body></html>"
@@ -119,7 +131,7 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         if url.path.startswith("/sim/"):
             return json_reply(*control.handle(sim, self.command, url.path, body))
         sim.count_request(url.path)
-        if url.path in SNS_PATHS or url.path in PAY_PATHS:
+        if url.path in SNS_PATHS or url.path in PAY_PATHS or url.path in MINIAPI_PATHS:
             return self._wechat(sim, url.path, url.query, body)
         return Reply(404, b"404 Not Found", "text/plain")
 
@@ -132,6 +144,13 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         if early is not None:
             return early
         system_error = fault is not None and fault.mode == "systemerror"
+        if path in MINIAPI_PATHS:
+            data = miniapi.handle(
+                sim, MINIAPI_HANDLERS[path], self.command,
+                dict(parse_qsl(query, keep_blank_values=True)), body,
+                needs_token=path != TOKEN_PATH, system_error=system_error,
+            )
+            return json_reply(200, data, content_type=JSON_CONTENT_TYPE)
         if path in SNS_PATHS:
             params = dict(parse_qsl(query, keep_blank_values=True))
             data = wx_error(-1, "system error") if system_error else code2session(sim, params)

@@ -1,4 +1,5 @@
-"""The simulator's memory: login codes, the trade ledger, refunds, counters.
+"""The simulator's memory: login codes, the trade ledger, refunds, access tokens, shipping,
+subscriptions, counters.
 
 Every mutation happens under ``Simulator.lock``; HTTP handler threads and notify
 threads share one ``Simulator``. Network I/O never happens while holding the lock.
@@ -10,7 +11,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from wxsim.config import Config
@@ -75,6 +76,7 @@ class Trade:
     transaction_id: str = ""
     payer_openid: str = ""
     time_end: str = ""
+    paid_at: float = 0.0  # Unix seconds of time_end (get_order's pay_time)
     bank_type: str = ""
     cash_fee: int = 0
     coupon_fee: int = 0
@@ -120,6 +122,47 @@ class Trade:
         }
 
 
+@dataclass
+class AccessTokenRecord:
+    """One access_token from stable_token (docs/protocol/miniprogram-server-api.md §1)."""
+
+    token: str
+    issued_at: float
+    expires_at: float
+    # Set by POST /sim/tokens/stale: the errcode every use answers from then on.
+    stale_errcode: int = 0
+    replaced: bool = False  # a force refresh cut its life short (§1.1: it lingers 5 minutes)
+    still_current: bool = False  # stale, yet stable_token keeps answering it (a glitch)
+    uses: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Shipment:
+    """The shipping WeChat holds for one payment (docs/protocol/miniprogram-server-api.md §2)."""
+
+    transaction_id: str
+    out_trade_no: str
+    logistics_type: int
+    delivery_mode: int
+    shipping_list: list[dict[str, Any]]
+    upload_time: str  # the last accepted upload's RFC 3339 string, as sent
+    upload_ts: float  # the same as Unix seconds (an update must be later, §2.4)
+    shipped_at: float  # sim.now() of the first upload
+    all_delivered: bool = True
+    changes: int = 0  # accepted updates after the first upload: one allowed (§2.4)
+    confirm_receive_time: float = 0.0
+    confirm_receive_method: int = 0  # 1 automatic, 2 by the user (§2.8)
+    settlement_time: float = 0.0
+    reminded_at: float = 0.0  # notify_confirm_receive, once per order (§2.6)
+    received_time: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 class Simulator:
     """All simulator state, guarded by ``lock``. ``now`` is injectable for expiry tests."""
 
@@ -142,6 +185,15 @@ class Simulator:
         self.refund_index: dict[str, str] = {}  # refund_id -> out_refund_no
         self.requests: Counter[str] = Counter()
         self.connections_accepted = 0
+        # The mini-program server API (docs/protocol/miniprogram-server-api.md).
+        self.tokens: dict[str, AccessTokenRecord] = {}
+        self.current_token = ""  # what stable_token answers without force_refresh
+        self.force_refreshes: deque[float] = deque()
+        self.trade_managed = self.config.trade_managed
+        self.shipments: dict[str, Shipment] = {}  # by transaction_id
+        self.subscriptions: Counter[tuple[str, str]] = Counter()  # (openid, template_id)
+        self.messages: list[dict[str, Any]] = []  # subscribe messages sent
+        self.pushes: list[dict[str, Any]] = []  # message pushes delivered by POST /sim/push
 
     def reset(self) -> None:
         """Forget everything and cancel pending notify retries (``POST /sim/reset``)."""
@@ -167,6 +219,11 @@ class Simulator:
                 "requests": dict(self.requests),
                 "connections_accepted": self.connections_accepted,
                 "notifies": self.notifier.counters(),
+                "pushes": {
+                    "sent": len(self.pushes),
+                    "accepted": sum(1 for push in self.pushes if push["success"]),
+                },
+                "messages": len(self.messages),
             }
 
     def find_trade(

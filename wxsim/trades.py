@@ -243,6 +243,7 @@ def _mark_paid(
     trade.state = SUCCESS
     trade.payer_openid = payer
     trade.time_end = wx_time(now)
+    trade.paid_at = now
     # 28 digits like 4200000483202001042069747825: prefix, 3 digits, Beijing date, 10 digits.
     trade.transaction_id = "4200000" + random_digits(3) + trade.time_end[:8] + random_digits(10)
     trade.bank_type = bank_type

@@ -1,16 +1,22 @@
 """The shop's side of the wire for the simulator's own tests: signed XML calls by hand,
-and a notify endpoint that records what the simulator delivers.
+JSON calls of the mini-program server API, and an endpoint that records what the simulator
+delivers (payment notifies, message pushes).
 
 Signing and parsing come from ``tests/wx.py``, written independently of ``wxsim.protocol``
 (and checked against the official vectors), so the simulator is tested against the
-protocol notes, not against itself.
+protocol notes, not against itself. The message-push check (``push_signature``,
+``push_decrypt``) is written here from docs/protocol/miniprogram-server-api.md §3.4, not
+taken from ``wxsim.push``.
 """
 
 # A bare §n in this file is a section of docs/protocol/wechat-pay-v2.md.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
+import json
 import secrets
 import threading
 import time
@@ -19,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from tests.wx import OFFICIAL_APPID, OFFICIAL_KEY, OFFICIAL_MCH_ID, wx_sign
 from tests.wx import wx_parse as parse_xml
@@ -35,6 +42,25 @@ FAIL_REPLY = (
     b"<xml><return_code><![CDATA[FAIL]]></return_code>"
     b"<return_msg><![CDATA[busy]]></return_msg></xml>"
 )
+
+
+PAYER = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"  # the openid of unifiedorder below, hence the payer
+UPLOAD = "/wxa/sec/order/upload_shipping_info"
+
+
+def shipping_upload(transaction_id: str, **overrides: Any) -> dict[str, Any]:
+    """An upload_shipping_info body as §2.4 of the mini-program notes shows it: one express
+    parcel, by transaction_id."""
+    return {
+        "order_key": {"order_number_type": 2, "transaction_id": transaction_id},
+        "logistics_type": 1,
+        "delivery_mode": 1,
+        "shipping_list": [{"tracking_no": "YT7407032196699", "express_company": "YTO",
+                           "item_desc": "小熊玩偶*1"}],
+        "upload_time": "2022-12-15T13:29:35.120+08:00",
+        "payer": {"openid": PAYER},
+        **overrides,
+    }
 
 
 def signature_ok(fields: dict[str, str], sign_type: str) -> bool:
@@ -89,7 +115,7 @@ class WxClient:
             "spbill_create_ip": "127.0.0.1",
             "notify_url": notify_url,
             "trade_type": "JSAPI",
-            "openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o",
+            "openid": PAYER,
             **overrides,
         }
         answer = self.call("/pay/unifiedorder", params, sign_type=sign_type)
@@ -102,20 +128,79 @@ class WxClient:
     def pay(self, out_trade_no: str, **extra: Any) -> requests.Response:
         return self.control("POST", "/sim/pay", {"out_trade_no": out_trade_no, **extra})
 
+    # --- the mini-program server API (docs/protocol/miniprogram-server-api.md) -------------
+
+    def api(self, path: str, body: Any, token: str | None = None, method: str = "POST") -> dict:
+        """One JSON call as the shop makes it: token in the query string, HTTP 200 always."""
+        params = {"access_token": token} if token is not None else None
+        response = self.http.request(method, self.base_url + path, params=params,
+                                     json=body, timeout=5)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def token(self, force_refresh: bool = False) -> str:
+        answer = self.api("/cgi-bin/stable_token", {
+            "grant_type": "client_credential", "appid": APPID, "secret": SECRET,
+            "force_refresh": force_refresh,
+        })
+        assert "access_token" in answer, answer
+        return answer["access_token"]
+
+
+def push_signature(*parts: str) -> str:
+    """§3.2 and §3.4 of the mini-program notes: sha1 of the sorted parts, lowercase hex."""
+    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
+
+
+def push_decrypt(encrypted: str, encoding_aes_key: str) -> tuple[bytes, bytes, str]:
+    """§3.4 steps 2 to 4: (random prefix, message, AppID) of a safe-mode ``Encrypt``."""
+    key = base64.b64decode(encoding_aes_key + "=")
+    decryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).decryptor()
+    plain = decryptor.update(base64.b64decode(encrypted)) + decryptor.finalize()
+    pad = plain[-1]
+    assert 1 <= pad <= 32 and plain.endswith(bytes([pad]) * pad), "bad PKCS#7 (block 32)"
+    plain = plain[:-pad]
+    length = int.from_bytes(plain[16:20], "big")
+    return plain[:16], plain[20:20 + length], plain[20 + length:].decode()
+
+
+def push_event(receiver: Receiver, index: int, token: str, encoding_aes_key: str = "") -> dict:
+    """Verify received push ``index`` as the shop must (signature, or msg_signature and
+    decryption in safe mode) and return its event."""
+    query, body = receiver.queries[index], receiver.received[index]
+    assert query["signature"] == push_signature(token, query["timestamp"], query["nonce"])
+    if query.get("encrypt_type") != "aes":
+        return json.loads(body)
+    outer = json.loads(body)
+    assert query["msg_signature"] == push_signature(
+        token, query["timestamp"], query["nonce"], outer["Encrypt"])
+    _, message, appid = push_decrypt(outer["Encrypt"], encoding_aes_key)
+    assert appid == APPID
+    event = json.loads(message)
+    assert outer["ToUserName"] == event["ToUserName"] and query["openid"] == event["FromUserName"]
+    return event
+
 
 @dataclass
 class Receiver:
-    """The merchant's notify endpoint: records bodies, answers from a script."""
+    """The merchant's endpoint (notifies, pushes): records requests, answers from a script."""
 
     url: str = ""
     received: list[bytes] = field(default_factory=list)
+    queries: list[dict[str, str]] = field(default_factory=list)
+    content_types: list[str] = field(default_factory=list)
     replies: list[tuple[int, bytes]] = field(default_factory=list)
+    default_reply: tuple[int, bytes] = (200, SUCCESS_REPLY)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def next_reply(self, body: bytes) -> tuple[int, bytes]:
+    def next_reply(
+        self, body: bytes, query: dict[str, str] | None = None, content_type: str = ""
+    ) -> tuple[int, bytes]:
         with self.lock:
             self.received.append(body)
-            return self.replies.pop(0) if self.replies else (200, SUCCESS_REPLY)
+            self.queries.append(query or {})
+            self.content_types.append(content_type)
+            return self.replies.pop(0) if self.replies else self.default_reply
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[bytes]:
         wait_until(lambda: len(self.received) >= count, timeout)

@@ -6,10 +6,20 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from tests.wxsim.client import APPID, KEY, MCH_ID, SECRET, Receiver, WxClient
+from tests.wxsim.client import (
+    APPID,
+    KEY,
+    MCH_ID,
+    SECRET,
+    UPLOAD,
+    Receiver,
+    WxClient,
+    shipping_upload,
+)
 from wxsim.config import Config
 from wxsim.server import SimHTTPServer, Simulator, make_server
 
@@ -45,14 +55,26 @@ def wx(sim: Simulator, sim_server: SimHTTPServer) -> Iterator[WxClient]:
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    state = Receiver()
+    yield from _serve(Receiver(), "/payment/wxnotify")
+
+
+@pytest.fixture
+def push_receiver() -> Iterator[Receiver]:
+    """The shop's message URL (its own server): answers ``success`` like a verified push
+    (docs/protocol/miniprogram-server-api.md §3.5)."""
+    yield from _serve(Receiver(default_reply=(200, b"success")), "/wechat/message")
+
+
+def _serve(state: Receiver, path: str) -> Iterator[Receiver]:
+    """Run an HTTP server that hands every POST to ``state``, for the fixture's duration."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            status, reply = state.next_reply(body)
+            query = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
+            status, reply = state.next_reply(body, query, self.headers.get("Content-Type", ""))
             self.send_response(status)
             self.send_header("Content-Length", str(len(reply)))
             self.end_headers()
@@ -63,7 +85,7 @@ def receiver() -> Iterator[Receiver]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/payment/wxnotify"
+    state.url = f"http://127.0.0.1:{server.server_address[1]}{path}"
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     yield state
     server.shutdown()
@@ -78,3 +100,17 @@ def paid_trade(wx: WxClient, receiver: Receiver) -> dict[str, str]:
     assert response.status_code == 200, response.text
     receiver.wait_for(1)
     return {**answer, **response.json()}
+
+
+@pytest.fixture
+def access_token(wx: WxClient) -> str:
+    """A valid token from stable_token (docs/protocol/miniprogram-server-api.md §1)."""
+    return wx.token()
+
+
+@pytest.fixture
+def shipped_trade(wx: WxClient, paid_trade: dict[str, str], access_token: str) -> dict[str, str]:
+    """``paid_trade`` with one express parcel uploaded (order_state 2)."""
+    answer = wx.api(UPLOAD, shipping_upload(paid_trade["transaction_id"]), access_token)
+    assert answer == {"errcode": 0, "errmsg": "ok"}, answer
+    return paid_trade

@@ -7,9 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.wxsim.client import wait_until
+from wxsim.__main__ import parse_args
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,3 +65,28 @@ def test_cli_rejects_a_short_mch_key():
     )
     assert result.returncode == 2
     assert "mch_key" in result.stderr
+
+
+def test_trade_managed_and_token_ttl_from_options_and_env(monkeypatch):
+    config, _ = parse_args([])
+    assert config.trade_managed is True and config.token_ttl == 7200
+    monkeypatch.setenv("WXSIM_TRADE_MANAGED", "0")
+    monkeypatch.setenv("WXSIM_TOKEN_TTL", "600")
+    config, _ = parse_args([])
+    assert config.trade_managed is False and config.token_ttl == 600
+    config, _ = parse_args(["--trade-managed", "1", "--token-ttl", "30"])
+    assert config.trade_managed is True and config.token_ttl == 30
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [([], {"WXSIM_TRADE_MANAGED": "yes"}, "must be 1 or 0"),  # a bad env default too
+     (["--trade-managed", "2"], {}, "must be 1 or 0"),
+     (["--token-ttl", "0"], {}, "token_ttl")],
+)
+def test_bad_trade_managed_or_token_ttl_is_a_usage_error(monkeypatch, capsys, argv, env, message):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as exited:
+        parse_args(argv)
+    assert exited.value.code == 2 and message in capsys.readouterr().err

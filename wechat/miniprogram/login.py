@@ -1,17 +1,18 @@
 """Client for WeChat's ``code2Session`` (docs/protocol/wechat-pay-v2.md §9). No Django imports.
 
 One ``requests.Session`` per client keeps the TLS connection to WeChat alive between
-logins; every call has a timeout. WeChat's error codes become three kinds of error
+logins; every call has a timeout (the exchange itself is ``transport.request_json``, shared
+with the server API client). WeChat's error codes become three kinds of error
 that the view maps to HTTP statuses: the shopper's code is bad (400), WeChat is
 rate-limiting (429), or WeChat/our configuration failed (502).
 """
 
-import json
 import logging
-import time
 from dataclasses import dataclass, field
 
 import requests
+
+from .transport import TransportError, request_json
 
 logger = logging.getLogger(__name__)
 
@@ -64,10 +65,12 @@ class WxLoginClient:
         self.session = session or requests.Session()
 
     def code2session(self, code: str) -> WxSession:
-        started = time.monotonic()
         try:
-            response = self.session.get(
+            data, elapsed_ms = request_json(
+                self.session,
+                "GET",
                 f"{self.config.api_base.rstrip('/')}/sns/jscode2session",
+                name="code2session",
                 params={
                     "appid": self.config.appid,
                     "secret": self.config.app_secret,
@@ -76,25 +79,14 @@ class WxLoginClient:
                 },
                 timeout=self.config.timeout,
             )
-        except requests.RequestException as exc:
-            logger.warning("code2session unreachable: %s", type(exc).__name__)
-            raise WeChatUnavailable("WeChat login service is unreachable.") from None
-        elapsed_ms = (time.monotonic() - started) * 1000
-        result = self._parse(response)
+        except TransportError as exc:
+            raise WeChatUnavailable(f"WeChat login {exc}.") from None
+        result = self._parse(data)
         logger.info("code2session ok openid=%s in %.0f ms", result.openid, elapsed_ms)
         return result
 
     @staticmethod
-    def _parse(response: requests.Response) -> WxSession:
-        if response.status_code != 200:
-            raise WeChatUnavailable(f"WeChat login answered HTTP {response.status_code}.")
-        # WeChat labels this JSON as text/plain: parse the text whatever the header says.
-        try:
-            data = json.loads(response.text)
-        except ValueError:
-            raise WeChatUnavailable("WeChat login answered something that is not JSON.") from None
-        if not isinstance(data, dict):
-            raise WeChatUnavailable("WeChat login answered something that is not an object.")
+    def _parse(data: dict) -> WxSession:
         errcode = data.get("errcode") or 0
         if errcode:
             error_class = _ERRORS.get(errcode, WeChatUnavailable)
