@@ -386,6 +386,14 @@ class Shipment(models.Model):
     upload_error = models.TextField(
         _("WeChat's refusal"), blank=True, default="", help_text=_("errcode and errmsg.")
     )
+    # The upload's retry state lives in the database, not in the task queue: a sweep
+    # re-enqueues every pending upload whose time has come, so a broker outage or a
+    # restart delays uploads but loses none.
+    upload_attempts = models.PositiveIntegerField(_("upload attempts"), default=0)
+    upload_next_at = models.DateTimeField(
+        _("next upload attempt"), null=True, blank=True, db_index=True
+    )
+    uploaded_at = models.DateTimeField(_("uploaded at"), null=True, blank=True)
 
     class Meta:
         ordering = ["shipped_at", "pk"]
