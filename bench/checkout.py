@@ -14,6 +14,16 @@ from bench.servers import Stack
 LATENCY_MS = 30
 PRODUCTS = 10
 ORDER_PATH = "/payment/order"
+# Every bench order ships to the same address (what wx.chooseAddress gives, snake_case).
+ADDRESS = {
+    "user_name": "张三",
+    "tel_number": "020-81167888",
+    "province_name": "广东省",
+    "city_name": "广州市",
+    "county_name": "海珠区",
+    "detail_info": "新港中路397号",
+    "postal_code": "510000",
+}
 
 
 def login_shoppers(stack: Stack, count: int) -> list[str]:
@@ -54,7 +64,8 @@ def order_requests(tokens: list[str], product_ids: list[int], count: int) -> lis
         lines = rng.sample(product_ids, rng.randint(1, 2))
         items = [{"product_id": pid, "quantity": rng.randint(1, 3)} for pid in lines]
         headers = {**_JSON, "Authorization": f"Bearer {tokens[i % len(tokens)]}"}
-        reqs.append(load.Req("POST", ORDER_PATH, json.dumps({"items": items}).encode(), headers))
+        body = json.dumps({"items": items, "address": ADDRESS}).encode()
+        reqs.append(load.Req("POST", ORDER_PATH, body, headers))
     return reqs
 
 

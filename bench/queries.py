@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable
 from datetime import timedelta
 
+from bench.checkout import ADDRESS
 from bench.config import ACCOUNT, PEER_DIR, ROOT
 from bench.servers import SimControl, peer_env
 from bench.wire import Payment, notify_body
@@ -54,7 +55,9 @@ def measure(control: SimControl) -> tuple[list[dict], dict[str, list[str]]]:
     token = _login(client, control, openid)().json()["token"]
     auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
     product_id = _product()
-    body = json.dumps({"items": [{"product_id": product_id, "quantity": 1}]})
+    body = json.dumps(
+        {"items": [{"product_id": product_id, "quantity": 1}], "address": ADDRESS}
+    )
     created = record(
         "POST /payment/order",
         same(lambda: client.post("/payment/order", body, content_type="application/json", **auth)),

@@ -24,10 +24,19 @@ class StrictSerializer(serializers.Serializer):
 
     def to_internal_value(self, data):
         if isinstance(data, Mapping):
-            unknown = sorted(set(data) - set(self.fields))
+            unknown = sorted(set(data) - set(self.fields), key=str)
             if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+                raise serializers.ValidationError(
+                    {_printable_name(name): ["Unknown field."] for name in unknown}
+                )
         return super().to_internal_value(data)
+
+
+def _printable_name(name: object) -> str:
+    """An unknown field's name as the error may repeat it: JSON can carry a lone surrogate
+    (``"\\ud800"``) that no UTF-8 answer can, and a name can be megabytes long."""
+    text = str(name).encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= 64 else text[:63] + "…"
 
 
 class ErrorSerializer(serializers.Serializer):

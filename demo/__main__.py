@@ -1,9 +1,11 @@
 """``make demo``: a whole mini-program purchase against the local WeChat simulator.
 
 Migrates SQLite, loads a small catalogue and a staff user, starts the simulator and the
-shop (gunicorn), plays login → order → wx.requestPayment → notify → paid step by step,
-then leaves the server up for admin. ``DEMO_ONCE=1`` exits after the flow instead, with
-status 0 only if the order ended paid.
+shop (gunicorn, serving the catalogue's pictures), plays browse → login → order with a
+delivery address → wx.requestPayment → notify → paid → shipped by the warehouse's file
+(``manage.py ship_orders``) → received, step by step, then leaves the server up for
+admin. ``DEMO_ONCE=1`` exits after the flow instead, with status 0 only if the order
+ended paid, shipped and received.
 """
 
 from __future__ import annotations
@@ -18,11 +20,17 @@ import sys
 import time
 
 from core.money import yuan
+from core.privacy import mask_phone
 from demo.miniprogram import FlowError, MiniProgram
 from demo.stack import ROOT, ShopServer, Simulator, WeChatAccount, free_port
 
 DATABASE_URL = f"sqlite:///{ROOT / 'db.sqlite3'}"
 LOG_DIR = ROOT / "var"
+# What the shopper buys (names from setup_demo_shop): two things that ship and a voucher
+# that does not; the address is needed because some of it ships.
+DEMO_CART = [("Oolong tea 250g", 2), ("Celadon tea cup", 1), ("Tea tasting e-voucher", 1)]
+TRACKING_NO = "SF1234567890"
+CSV_HEADER = "out_trade_no,logistics_type,express_company,tracking_no"  # the warehouse's file
 
 
 def step(number: int, title: str, detail: str = "") -> None:
@@ -40,53 +48,124 @@ def manage(*args: str, env: dict[str, str]) -> str:
     return result.stdout
 
 
-def prepare_database(password: str) -> list[dict]:
+def prepare_database(password: str) -> None:
     env = {**os.environ, "DATABASE_URL": DATABASE_URL, "DJANGO_SECRET_KEY": "demo-setup-only"}
     manage("migrate", "--noinput", env=env)
     manage("collectstatic", "--noinput", env=env)
-    out = manage("setup_demo_shop", f"--password={password}", env=env)
-    return json.loads(out.strip().splitlines()[-1])["products"]
+    manage("setup_demo_shop", f"--password={password}", env=env)
 
 
-def play(phone: MiniProgram, sim: Simulator, products: list[dict]) -> dict:
+def play(phone: MiniProgram, sim: Simulator, shop: ShopServer) -> dict:
+    catalogue = phone.browse()
+    by_name = {p["name"]: p for p in catalogue}
+    missing = [name for name, _ in DEMO_CART if name not in by_name]
+    if missing:
+        raise FlowError(f"not on sale: {', '.join(missing)} (setup_demo_shop makes them)")
+    image = by_name[DEMO_CART[0][0]]["image"]
+    picture = phone.http.get(image, timeout=30) if image else None
+    shelves = "\n".join(
+        f"{p['name']} {yuan(p['price'])}{'' if p['requires_shipping'] else ' (nothing to ship)'}"
+        for p in catalogue
+    )
+    served = (
+        f"HTTP {picture.status_code} {picture.headers.get('Content-Type')}, "
+        f"{len(picture.content):,} bytes"
+        if picture is not None
+        else "none"
+    )
+    step(1, "GET /products (the catalogue, no token)", f"{shelves}\npicture {image}: {served}")
+    if picture is None or picture.status_code != 200:
+        raise FlowError("the product's picture was not served")
+
     code = phone.wx_login()
-    step(1, "wx.login() on the phone", f"code = {code}")
+    step(2, "wx.login() on the phone", f"code = {code}")
     phone.login()
-    step(2, "POST /accounts/login", f"openid {phone.openid} → bearer token {phone.token[:16]}…")
+    step(3, "POST /accounts/login", f"openid {phone.openid} → bearer token {phone.token[:16]}…")
 
-    picked = [(products[0], 2), (products[2], 1)]
-    order = phone.order([{"product_id": p["id"], "quantity": n} for p, n in picked])
+    address = phone.choose_address()
+    step(4, "wx.chooseAddress(): where it ships", _address_line(address))
+
+    picked = [(by_name[name], n) for name, n in DEMO_CART]
+    remark = "Please ring twice"
+    order = phone.order([{"product_id": p["id"], "quantity": n} for p, n in picked], remark=remark)
     lines = "\n".join(f"{n} x {p['name']} at {yuan(p['price'])}" for p, n in picked)
     step(
-        3,
-        "POST /payment/order (the server prices it and calls unifiedorder)",
-        f"{lines}\nout_trade_no {order['out_trade_no']}, total {yuan(order['total_fee'])}",
+        5,
+        "POST /payment/order with the address (the server prices it, calls unifiedorder)",
+        f"{lines}\nremark {remark!r}\n"
+        f"out_trade_no {order['out_trade_no']}, total {yuan(order['total_fee'])}",
     )
     step(
-        4,
+        6,
         "wx.requestPayment(payment): the signed parameters",
         json.dumps(order["payment"], indent=2),
     )
 
     paid = phone.request_payment(order["payment"])
     step(
-        5,
+        7,
         "The shopper confirms; WeChat checks paySign and charges",
         f"transaction_id {paid['transaction_id']}",
     )
 
-    final = phone.wait_for_status(order["out_trade_no"])
-    attempts = sim.control("GET", f"/sim/trades/{order['out_trade_no']}").json()["notify_attempts"]
+    number = order["out_trade_no"]
+    final = phone.wait_for_status(number)
+    attempts = sim.control("GET", f"/sim/trades/{number}").json()["notify_attempts"]
     delivered = "; ".join(
         f"attempt {a['attempt']}: HTTP {a['status']} {a['reply'][:60]}" for a in attempts
     )
-    step(6, "WeChat → POST /payment/wxnotify (signed XML)", delivered or "no attempt yet")
+    step(8, "WeChat → POST /payment/wxnotify (signed XML)", delivered or "no attempt yet")
     step(
-        7,
-        f"GET /orders/{order['out_trade_no']} (the mini-program polls)",
-        f"status {final['status']}, paid_at {final['paid_at']}",
+        9,
+        f"GET /orders/{number} (the mini-program polls)",
+        f"status {final['status']}, paid_at {final['paid_at']}, "
+        f"fulfilment {final['fulfilment_status']}",
+    )
+    if final["status"] != "paid":
+        return final
+
+    sheet = LOG_DIR / "shipments.csv"
+    rows = f"{CSV_HEADER}\n{number},express,SF,{TRACKING_NO}"
+    sheet.write_text(rows + "\n", encoding="utf-8")
+    run = shop.manage("ship_orders", str(sheet))
+    if run.returncode != 0:
+        raise FlowError(f"ship_orders failed: {(run.stderr or run.stdout).strip()[:300]}")
+    said = "\n".join(f"→ {line}" for line in run.stdout.strip().splitlines())
+    step(
+        10,
+        f"The warehouse: python manage.py ship_orders {sheet.relative_to(ROOT)}",
+        f"{rows}\n{said}",
+    )
+    shipped = phone.call("GET", f"/orders/{number}").json()
+    shipments = "; ".join(
+        f"{s['logistics_type']} {s['express_company']} {s['tracking_no']} at {s['shipped_at']}"
+        for s in shipped["shipments"]
+    )
+    step(
+        11,
+        f"GET /orders/{number}",
+        f"fulfilment {shipped['fulfilment_status']}: {shipments or 'no shipment'}\n"
+        f"to {_address_line(shipped['address'] or {})}",
+    )
+
+    final = phone.receive(number)
+    step(
+        12,
+        f"POST /orders/{number}/receive (the shopper confirms receipt)",
+        f"status {final['status']}, fulfilment {final['fulfilment_status']}",
     )
     return final
+
+
+def _address_line(address: dict) -> str:
+    """The address as the demo prints it: the phone number masked (personal data)."""
+    place = "".join(
+        address.get(key, "") for key in ("province_name", "city_name", "county_name", "detail_info")
+    )
+    return (
+        f"{address.get('user_name', '')} {mask_phone(address.get('tel_number'))}, {place} "
+        f"{address.get('postal_code', '')}"
+    ).strip()
 
 
 def main() -> int:
@@ -96,7 +175,7 @@ def main() -> int:
     password = secrets.token_urlsafe(9)
     LOG_DIR.mkdir(exist_ok=True)
     print("Preparing SQLite (db.sqlite3): migrations, static files, catalogue, staff…", flush=True)
-    products = prepare_database(password)
+    prepare_database(password)
 
     sim = Simulator(WeChatAccount(), retry_scale=0.01, log_path=LOG_DIR / "wxsim.log").start()
     shop = ShopServer(
@@ -104,16 +183,28 @@ def main() -> int:
         DATABASE_URL,
         port=8000 if _port_free(8000) else free_port(),
         log_path=LOG_DIR / "server.log",
+        # The catalogue's pictures come from the app itself here (nginx in production).
+        extra_env={"SERVE_MEDIA": "1"},
     )
     try:
         shop.start()
         print(f"WeChat simulator at {sim.url}; shop (gunicorn) at {shop.url}", flush=True)
-        final = play(MiniProgram(shop.url, sim), sim, products)
+        final = play(MiniProgram(shop.url, sim), sim, shop)
     except FlowError as exc:
         print(f"\nThe purchase failed: {exc}\nLogs: {LOG_DIR}", file=sys.stderr)
-        final = {"status": "failed"}
-    ok = final["status"] == "paid"
-    print(f"\n{'PAID' if ok else 'NOT PAID'}: the order ended {final['status']}.", flush=True)
+        final = {"status": "failed", "fulfilment_status": "unknown", "shipments": []}
+    ok = (
+        final["status"] == "paid"
+        and final["fulfilment_status"] == "received"
+        and bool(final["shipments"])
+    )
+    if ok:
+        print("\nDONE: the order was paid, shipped and received.", flush=True)
+    else:
+        print(
+            f"\nNOT DONE: the order ended {final['status']}, {final['fulfilment_status']}.",
+            flush=True,
+        )
     try:
         if not once:
             print(

@@ -18,6 +18,19 @@ class FlowError(Exception):
     pass
 
 
+# What ``wx.chooseAddress()`` hands over (WeChat's own example), its keys in snake_case as
+# POST /payment/order takes them. Personal data: print it with the phone masked.
+SAMPLE_ADDRESS = {
+    "user_name": "张三",
+    "tel_number": "020-81167888",
+    "province_name": "广东省",
+    "city_name": "广州市",
+    "county_name": "海珠区",
+    "detail_info": "新港中路397号",
+    "postal_code": "510000",
+}
+
+
 @dataclass
 class MiniProgram:
     shop_url: str
@@ -28,6 +41,8 @@ class MiniProgram:
     # More app servers behind the same "load balancer": calls go round-robin over
     # shop_url and these, as a real balancer would spread one phone's requests.
     also_urls: tuple[str, ...] = ()
+    # The address the shopper picks in wx.chooseAddress(), sent with every new order.
+    address: dict[str, str] = field(default_factory=lambda: dict(SAMPLE_ADDRESS))
     _calls: int = 0
 
     def wx_login(self) -> str:
@@ -52,8 +67,24 @@ class MiniProgram:
             raise FlowError(f"{method} {path} → {response.status_code}: {response.text[:300]}")
         return response
 
+    def browse(self) -> list[dict]:
+        """``GET /products``, no token: the catalogue's first page."""
+        return self.call("GET", "/products", auth=False).json()["results"]
+
+    def choose_address(self) -> dict[str, str]:
+        """``wx.chooseAddress()``: the shopper picks a delivery address."""
+        return dict(self.address)
+
     def order(self, items: list[dict], **extra) -> dict:
-        return self.call("POST", "/payment/order", {"items": items, **extra}).json()
+        """A new order, with the chosen delivery address (``address=None``: without)."""
+        body = {"items": items, "address": self.choose_address(), **extra}
+        if body["address"] is None:
+            del body["address"]
+        return self.call("POST", "/payment/order", body).json()
+
+    def receive(self, out_trade_no: str) -> dict:
+        """The shopper taps "received": ``POST /orders/<no>/receive``."""
+        return self.call("POST", f"/orders/{out_trade_no}/receive").json()
 
     def request_payment(self, payment: dict) -> dict:
         """``wx.requestPayment(payment)`` and the user confirming: WeChat checks paySign."""

@@ -185,7 +185,8 @@ class Order(models.Model):
     # lock while they wait on WeChat.
     reconcile_claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
     # The delivery address as wx.chooseAddress gave it (snake_case keys), snapshotted when
-    # ordered; null when nothing in the order ships. Personal data: see docs/DEPLOY.md.
+    # ordered; null when none was given (allowed only when nothing in the order ships).
+    # Personal data: see docs/DEPLOY.md.
     address = models.JSONField(
         _("delivery address"),
         null=True,

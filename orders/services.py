@@ -4,7 +4,7 @@ import logging
 import secrets
 import unicodedata
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -71,12 +71,31 @@ class UnpaidLimitReached(OrderError):
     status_code = 409
 
 
+class AddressRequired(OrderError):
+    """Something in the order ships and no address came with it, or an address came
+    incomplete: a 400 shaped like a validation error, naming ``address``
+    (docs/INVARIANTS.md §8)."""
+
+    status_code = 400
+    MESSAGE = (
+        "a complete delivery address is required for products that ship: user_name, "
+        "tel_number, province_name, city_name, county_name and detail_info."
+    )
+
+    def __init__(self):
+        super().__init__(f"address: {self.MESSAGE}")
+
+    def extra(self) -> dict[str, object]:
+        return {"errors": {"address": [self.MESSAGE]}}
+
+
 class IdempotencyKeyReused(OrderError):
     status_code = 409
 
-    def __init__(self, order: Order):
+    def __init__(self, order: Order, differs: str = "other items"):
+        # ``differs`` names what changed, never its value: an address is personal data.
         super().__init__(
-            f"This Idempotency-Key was used for order {order.out_trade_no} with other items; "
+            f"This Idempotency-Key was used for order {order.out_trade_no} with {differs}; "
             "send a new key for a new order."
         )
         self.out_trade_no = order.out_trade_no
@@ -89,6 +108,31 @@ class IdempotencyKeyReused(OrderError):
 class OrderLine:
     product_id: int
     quantity: int
+
+
+@dataclass(frozen=True)
+class DeliveryAddress:
+    """Where an order ships: ``wx.chooseAddress``'s fields in snake_case, already cleaned
+    (the API trims them and refuses control characters). Personal data: never logged."""
+
+    user_name: str
+    tel_number: str
+    province_name: str
+    city_name: str
+    county_name: str
+    detail_info: str
+    postal_code: str = ""
+
+    @property
+    def complete(self) -> bool:
+        """Every part a parcel needs is there; the postal code may be left out."""
+        return all(
+            getattr(self, part.name).strip() for part in fields(self) if part.name != "postal_code"
+        )
+
+    def as_json(self) -> dict[str, str]:
+        """The snapshot kept in ``Order.address``: always all seven keys."""
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -107,21 +151,32 @@ def order_create(
     client_ip: str,
     expected_total_fee: int | None = None,
     idempotency_key: str = "",
+    address: DeliveryAddress | None = None,
+    remark: str = "",
 ) -> OrderRequest:
     """Price the order on the server, reserve stock and record it, all or nothing.
 
+    An order with any product that ``requires_shipping`` needs an ``address``, and an
+    address given must be complete (else ``AddressRequired``); an order of virtual
+    products only needs none, and keeps one that is given (the shopper chose to give it).
+    Address and remark are snapshotted on the order.
+
     With an ``idempotency_key`` (the client's Idempotency-Key) a retried request gets the
     order the first one made (``created`` False) instead of reserving the stock again;
-    the same key with other lines raises ``IdempotencyKeyReused``.
+    the same key with other lines, another address or another remark raises
+    ``IdempotencyKeyReused``.
     """
     if not user.openid:
         raise NotAShopper("Only shoppers who logged in through WeChat can order.")
+    if address is not None and not address.complete:
+        raise AddressRequired()
     merged = _merge_lines(lines)
+    request = _Placed(lines=merged, address=address.as_json() if address else None, remark=remark)
     for attempt in range(3):
         try:
             return _order_create_once(
                 user=user,
-                lines=merged,
+                request=request,
                 client_ip=client_ip,
                 expected_total_fee=expected_total_fee,
                 idempotency_key=idempotency_key,
@@ -130,7 +185,7 @@ def order_create(
             # A request with the same key committed its order first: the unique
             # (user, idempotency_key) constraint is the anchor, so answer with that order.
             earlier = (
-                _order_for_key(user=user, key=idempotency_key, lines=merged)
+                _order_for_key(user=user, key=idempotency_key, request=request)
                 if idempotency_key
                 else None
             )
@@ -150,20 +205,30 @@ def _merge_lines(lines: list[OrderLine]) -> "OrderedDict[int, int]":
     return merged
 
 
+@dataclass(frozen=True)
+class _Placed:
+    """What one checkout asked for, as a retry with its Idempotency-Key must repeat it."""
+
+    lines: "OrderedDict[int, int]"
+    address: dict[str, str] | None
+    remark: str
+
+
 @transaction.atomic
 def _order_create_once(
     *,
     user: User,
-    lines: "OrderedDict[int, int]",
+    request: _Placed,
     client_ip: str,
     expected_total_fee: int | None,
     idempotency_key: str,
 ) -> OrderRequest:
+    lines = request.lines
     # The shopper's row first: one shopper's checkouts then run one at a time, so the caps
     # count every order already held and a retried key finds the order its twin made.
     list(User.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
     if idempotency_key:
-        earlier = _order_for_key(user=user, key=idempotency_key, lines=lines)
+        earlier = _order_for_key(user=user, key=idempotency_key, request=request)
         if earlier is not None:
             return OrderRequest(earlier, created=False)
     # Lock in primary-key order everywhere, so two orders sharing products cannot deadlock;
@@ -174,6 +239,8 @@ def _order_create_once(
         product = by_id.get(product_id)
         if product is None or not product.active:
             raise ProductUnavailable(f"Product {product_id} does not exist or is not on sale.")
+    if request.address is None and any(by_id[pid].requires_shipping for pid in lines):
+        raise AddressRequired()
     total_fee = sum(by_id[pid].price * quantity for pid, quantity in lines.items())
     if total_fee > MAX_TOTAL_FEE:
         raise ProductUnavailable("The order total is too large.")
@@ -194,6 +261,8 @@ def _order_create_once(
         spbill_create_ip=client_ip,
         notify_url=settings.WECHAT_NOTIFY_URL,
         idempotency_key=idempotency_key,
+        address=request.address,
+        remark=request.remark,
         created_at=now,
         expires_at=now + timedelta(minutes=settings.ORDER_TTL_MINUTES),
     )
@@ -208,7 +277,8 @@ def _order_create_once(
         )
         for pid, quantity in lines.items()
     )
-    # openid ties the order to the login's log line; out_trade_no to the notify's.
+    # openid ties the order to the login's log line; out_trade_no to the notify's. Never
+    # the address or the remark: personal data (docs/INVARIANTS.md §8).
     logger.info(
         "order created out_trade_no=%s openid=%s total_fee=%s",
         order.out_trade_no,
@@ -218,14 +288,17 @@ def _order_create_once(
     return OrderRequest(order, created=True)
 
 
-def _order_for_key(*, user: User, key: str, lines: "OrderedDict[int, int]") -> Order | None:
+def _order_for_key(*, user: User, key: str, request: _Placed) -> Order | None:
     """The order an earlier request with this Idempotency-Key made, if any."""
     order = Order.objects.filter(user=user, idempotency_key=key).first()
     if order is None:
         return None
-    # The lines are what the key promised; the total may have changed with the prices.
-    if dict(order.items.values_list("product_id", "quantity")) != dict(lines):
+    # The lines, address and remark are what the key promised; the total may have changed
+    # with the prices.
+    if dict(order.items.values_list("product_id", "quantity")) != dict(request.lines):
         raise IdempotencyKeyReused(order)
+    if (order.address, order.remark) != (request.address, request.remark):
+        raise IdempotencyKeyReused(order, differs="another address or remark")
     logger.info("order replayed out_trade_no=%s for its Idempotency-Key", order.out_trade_no)
     return order
 

@@ -2,6 +2,7 @@ import logging
 import re
 from collections.abc import Callable
 
+from django.core.validators import RegexValidator
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -15,9 +16,10 @@ from core.api import StrictSerializer, api_error, error_responses
 from core.client_ip import client_ip
 from core.config import require_pay_configured
 from core.throttling import FailOpenScopedRateThrottle
+from core.validators import refuse_control_characters_in_line, refuse_control_characters_in_text
 from orders.models import Order
 from orders.selectors import order_get_for_user
-from orders.services import OrderLine, order_create
+from orders.services import DeliveryAddress, OrderLine, order_create
 from orders.views import OrderOutputSerializer
 from payments.lifecycle import OrderPaidWhileClosing, order_close
 from payments.models import PaymentNotification
@@ -41,6 +43,32 @@ NOTIFY_FAIL = (
 class OrderLineInputSerializer(StrictSerializer):
     product_id = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
     quantity = serializers.IntegerField(min_value=1, max_value=9999)
+
+
+def _line(max_length: int, *validators, **kwargs) -> serializers.CharField:
+    """One line a shopper typed: trimmed, not blank, no control characters. Refusals never
+    repeat the value (it may be a phone number)."""
+    return serializers.CharField(
+        max_length=max_length,
+        validators=[refuse_control_characters_in_line, *validators],
+        **kwargs,
+    )
+
+
+PHONE = RegexValidator(r"^[0-9+\- ]+$", "Enter a phone number: digits, +, - and spaces only.")
+
+
+@extend_schema_serializer(component_name="DeliveryAddressInput")
+class AddressInputSerializer(StrictSerializer):
+    """What ``wx.chooseAddress`` gives, its keys in snake_case (userName → user_name, …)."""
+
+    user_name = _line(64, help_text="The receiver's name.")
+    tel_number = _line(32, PHONE, help_text="The receiver's phone: digits, +, - and spaces.")
+    province_name = _line(64)
+    city_name = _line(64)
+    county_name = _line(64)
+    detail_info = _line(256, help_text="Street, building, room.")
+    postal_code = _line(16, required=False, allow_blank=True, default="")
 
 
 class PaymentParamsSerializer(serializers.Serializer):
@@ -86,11 +114,35 @@ class PaymentOrderApi(APIView):
         out_trade_no = serializers.RegexField(
             r"^[0-9A-Za-z_\-|*]{1,32}$", required=False, help_text="Pay this unpaid order again."
         )
+        address = AddressInputSerializer(
+            required=False,
+            allow_null=True,
+            help_text=(
+                "A new order's delivery address; required when any product requires_shipping "
+                "(400 naming address otherwise), kept when given for virtual products only."
+            ),
+        )
+        remark = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            max_length=200,
+            validators=[refuse_control_characters_in_text],
+            help_text="A new order's note from the shopper, at most 200 characters.",
+        )
 
         def validate(self, attrs):
             if ("items" in attrs) == ("out_trade_no" in attrs):
                 raise serializers.ValidationError(
                     "Send either items (a new order) or out_trade_no (pay an existing order)."
+                )
+            if "out_trade_no" in attrs and ({"address", "remark"} & set(attrs)):
+                # Paying again cannot change what was ordered: say so rather than ignore it.
+                raise serializers.ValidationError(
+                    {
+                        name: ["Only for a new order (with items)."]
+                        for name in ("address", "remark")
+                        if name in attrs
+                    }
                 )
             return attrs
 
@@ -140,6 +192,8 @@ class PaymentOrderApi(APIView):
                 client_ip=client_ip(request) or "127.0.0.1",
                 expected_total_fee=data.get("total_fee"),
                 idempotency_key=key or "",
+                address=DeliveryAddress(**data["address"]) if data.get("address") else None,
+                remark=data.get("remark", ""),
             )
             # A retry of a request that made its order is paid for as an existing order.
             order, created = made.order, made.created

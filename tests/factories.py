@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from accounts.tokens import token_issue
 from orders.models import Order, OrderItem, Product
+from orders.services import DeliveryAddress
 from payments.models import Refund
 from payments.refunds import refund_create, refund_submit
 from tests.wx import refund_id_for, refund_notify_body, signed, wx_xml
@@ -75,6 +76,24 @@ def staff_client(user: User) -> Client:
 
 
 # -- orders -------------------------------------------------------------------------------------
+
+
+def delivery_address() -> dict[str, str]:
+    """A delivery address as wx.chooseAddress hands it over (snake_case keys), as
+    ``POST /payment/order`` takes it: a new order of products that ship needs one."""
+    return {
+        "user_name": "张三",
+        "tel_number": "13812345678",
+        "province_name": "广东省",
+        "city_name": "广州市",
+        "county_name": "海珠区",
+        "detail_info": "新港中路397号",
+        "postal_code": "510000",
+    }
+
+
+# The same, for calling ``order_create`` directly.
+DELIVERY = DeliveryAddress(**delivery_address())
 
 
 def make_order(user: User, products: dict[str, Product], n: int = 0, **fields) -> Order:

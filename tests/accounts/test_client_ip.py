@@ -12,7 +12,7 @@ from rest_framework.request import Request
 
 from core.client_ip import client_ip
 from payments.models import PaymentNotification
-from tests.factories import make_order, notify_body, post_notify
+from tests.factories import delivery_address, make_order, notify_body, post_notify
 from tests.wx import code2session_answer
 
 LOGIN = "/accounts/login"
@@ -80,7 +80,10 @@ def test_behind_one_proxy_spbill_create_ip_is_the_address_nginx_saw(api, product
 
     response = api.post(
         "/payment/order",
-        {"items": [{"product_id": products["tea"].pk, "quantity": 1}]},
+        {
+            "items": [{"product_id": products["tea"].pk, "quantity": 1}],
+            "address": delivery_address(),
+        },
         format="json",
         **_meta(f"8.8.8.8, {SHOPPER_IP}"),
     )

@@ -15,6 +15,7 @@ import schemathesis
 
 from demo.miniprogram import MiniProgram
 from demo.stack import ShopServer, free_port
+from orders.models import Product
 from tests.livestack import ACCOUNT, SERVER_ENV, database_url
 
 __all__ = ["ACCOUNT", "SERVER_ENV", "database_url"]
@@ -95,3 +96,11 @@ def token(shop, fresh_sim, transactional_db) -> str:
     phone = MiniProgram(shop.url, fresh_sim)
     phone.login()
     return phone.token
+
+
+@pytest.fixture
+def voucher(transactional_db) -> Product:
+    """A virtual product: an order of only vouchers needs no delivery address."""
+    return Product.objects.create(
+        name="Tea tasting e-voucher", price=9900, stock=None, requires_shipping=False
+    )

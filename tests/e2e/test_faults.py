@@ -49,7 +49,7 @@ def test_a_hanging_wechat_holds_no_lock_on_the_product(shop, fresh_sim, tea):
         response = slow.call(
             "POST",
             "/payment/order",
-            {"items": [{"product_id": tea.pk, "quantity": 1}]},
+            {"items": [{"product_id": tea.pk, "quantity": 1}], "address": slow.choose_address()},
             expect=None,
         )
         results["slow"] = response.status_code

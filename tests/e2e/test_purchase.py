@@ -164,7 +164,10 @@ def test_upstream_faults_are_502_and_the_order_can_be_paid_later(
     fresh_sim.control("POST", "/sim/faults", {"path": "/pay/unifiedorder", "count": 1, **fault})
 
     response = phone.call(
-        "POST", "/payment/order", {"items": [{"product_id": tea.pk, "quantity": 1}]}, expect=None
+        "POST",
+        "/payment/order",
+        {"items": [{"product_id": tea.pk, "quantity": 1}], "address": phone.choose_address()},
+        expect=None,
     )
 
     assert response.status_code == 502

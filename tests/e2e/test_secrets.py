@@ -31,3 +31,6 @@ def test_a_purchase_logged_at_debug_shows_no_secret(sim, logs, fresh_sim, tea):
     assert "order paid" in text and "wechat.pay_v2" in text
     for secret in (ACCOUNT.mch_key, ACCOUNT.app_secret, session_key, phone.token):
         assert secret not in text
+    # Personal data neither, even at DEBUG (docs/INVARIANTS.md §8).
+    for personal in (phone.address["tel_number"], phone.address["detail_info"]):
+        assert personal not in text

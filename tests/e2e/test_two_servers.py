@@ -49,7 +49,7 @@ def test_scarce_stock_is_never_oversold_across_servers(two_shops, fresh_sim):
         return phone.call(
             "POST",
             "/payment/order",
-            {"items": [{"product_id": product.pk, "quantity": 1}]},
+            {"items": [{"product_id": product.pk, "quantity": 1}], "address": phone.address},
             expect=None,
         ).status_code
 

@@ -71,6 +71,14 @@ def address() -> dict[str, str]:
 
 
 @pytest.fixture
+def voucher(db) -> Product:
+    """A virtual product: nothing ships, so an order of only vouchers needs no address."""
+    return Product.objects.create(
+        name="Tea tasting e-voucher", price=9900, stock=None, requires_shipping=False
+    )
+
+
+@pytest.fixture
 def to_ship(shopper, products, address) -> Order:
     """A paid order (through a notify) with an address and a remark, not shipped yet."""
     return make_paid_order(shopper, products, address=address, remark="Please ring twice")

@@ -12,6 +12,7 @@ from tests.admin_forms import (
     product_page,
 )
 from tests.factories import (
+    DELIVERY,
     make_order,
     make_shopper,
     notify_body,
@@ -120,7 +121,10 @@ class TestOrderForm:
 
 def reserve(product: Product, quantity: int) -> None:
     order_create(
-        user=make_shopper(), lines=[OrderLine(product.pk, quantity)], client_ip="127.0.0.1"
+        user=make_shopper(),
+        lines=[OrderLine(product.pk, quantity)],
+        client_ip="127.0.0.1",
+        address=DELIVERY,
     )
 
 

@@ -17,7 +17,7 @@ from PIL import Image
 from orders.models import Product
 from orders.services import OrderLine, order_create
 from tests.admin_forms import form_data, product_page
-from tests.factories import get_ok, make_shopper, reload
+from tests.factories import DELIVERY, get_ok, make_shopper, reload
 
 pytestmark = pytest.mark.django_db
 
@@ -206,7 +206,10 @@ class TestCaching:
         assert anon.get(LIST).json()["results"][0]["stock"] == 10
 
         order_create(
-            user=make_shopper(), lines=[OrderLine(products["tea"].pk, 3)], client_ip="127.0.0.1"
+            user=make_shopper(),
+            lines=[OrderLine(products["tea"].pk, 3)],
+            client_ip="127.0.0.1",
+            address=DELIVERY,
         )
 
         response = anon.get(LIST)
@@ -298,7 +301,10 @@ class TestStaffChangesShowAtOnce:
         than every order emptying the catalogue's cache."""
         anon.get(LIST)
         order_create(
-            user=make_shopper(), lines=[OrderLine(products["tea"].pk, 1)], client_ip="127.0.0.1"
+            user=make_shopper(),
+            lines=[OrderLine(products["tea"].pk, 1)],
+            client_ip="127.0.0.1",
+            address=DELIVERY,
         )
 
         with django_assert_num_queries(0):
@@ -451,7 +457,12 @@ class TestAdmin:
     ):
         tea = products["tea"]  # 10 units
         data = form_data(boss_client, product_page(tea), "product_form")
-        order_create(user=make_shopper(), lines=[OrderLine(tea.pk, 2)], client_ip="127.0.0.1")
+        order_create(
+            user=make_shopper(),
+            lines=[OrderLine(tea.pk, 2)],
+            client_ip="127.0.0.1",
+            address=DELIVERY,
+        )
 
         response = boss_client.post(
             product_page(tea),

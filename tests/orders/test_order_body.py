@@ -11,7 +11,7 @@ import pytest
 
 from orders.models import Order, Product
 from orders.services import _order_body
-from tests.factories import make_order
+from tests.factories import delivery_address, make_order
 
 pytestmark = pytest.mark.django_db
 
@@ -88,7 +88,11 @@ def test_control_characters_never_reach_the_body(name, expected):
 def test_checkout_of_a_product_named_with_an_escape_sequence_succeeds(api, wxpay):
     product = Product.objects.create(name="Tea\x1b[31m", price=100, stock=3)
 
-    response = api.post(PAY, {"items": [{"product_id": product.pk, "quantity": 1}]}, format="json")
+    response = api.post(
+        PAY,
+        {"items": [{"product_id": product.pk, "quantity": 1}], "address": delivery_address()},
+        format="json",
+    )
 
     assert response.status_code == 201, response.content
     sent = wxpay.calls()[0]["body"]
@@ -103,7 +107,11 @@ def test_checkout_of_a_product_named_with_an_escape_sequence_succeeds(api, wxpay
 def test_checkout_of_emoji_names_sends_at_most_128_bytes(api, wxpay):
     product = Product.objects.create(name="🍵" * 40, price=100, stock=None)
 
-    response = api.post(PAY, {"items": [{"product_id": product.pk, "quantity": 1}]}, format="json")
+    response = api.post(
+        PAY,
+        {"items": [{"product_id": product.pk, "quantity": 1}], "address": delivery_address()},
+        format="json",
+    )
 
     assert response.status_code == 201, response.content
     assert utf8_len(wxpay.calls()[0]["body"]) <= 128

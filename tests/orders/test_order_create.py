@@ -8,7 +8,7 @@ from django.db import connection
 
 from orders.models import Order, OrderItem, Product
 from orders.services import OrderLine, OutOfStock, order_create
-from tests.factories import make_shopper
+from tests.factories import DELIVERY, delivery_address, make_shopper
 
 pytestmark = pytest.mark.django_db
 
@@ -16,7 +16,7 @@ PAY = "/payment/order"
 
 
 def order_items(api, items, **extra):
-    return api.post(PAY, {"items": items, **extra}, format="json")
+    return api.post(PAY, {"items": items, "address": delivery_address(), **extra}, format="json")
 
 
 def test_order_is_priced_on_the_server_and_snapshotted(api, products, wxpay):
@@ -218,7 +218,12 @@ def test_concurrent_orders_never_oversell():
     def buy(user):
         try:
             barrier.wait()
-            order_create(user=user, lines=[OrderLine(product.pk, 1)], client_ip="127.0.0.1")
+            order_create(
+                user=user,
+                lines=[OrderLine(product.pk, 1)],
+                client_ip="127.0.0.1",
+                address=DELIVERY,
+            )
             results.append("ok")
         except OutOfStock:
             results.append("short")

@@ -13,7 +13,7 @@ from django.db import connection
 from rest_framework.throttling import ScopedRateThrottle
 
 from orders.models import Order, Product
-from tests.factories import client_for, make_shopper, notify_body, post_notify
+from tests.factories import client_for, delivery_address, make_shopper, notify_body, post_notify
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +22,9 @@ PAY = "/payment/order"
 
 def order_items(api, items, key=None, **extra):
     headers = {} if key is None else {"HTTP_IDEMPOTENCY_KEY": key}
-    return api.post(PAY, {"items": items, **extra}, format="json", **headers)
+    return api.post(
+        PAY, {"items": items, "address": delivery_address(), **extra}, format="json", **headers
+    )
 
 
 def lines(product, quantity=1):

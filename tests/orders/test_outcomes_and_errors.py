@@ -20,7 +20,7 @@ from orders.services import (
     UnpaidLimitReached,
     order_create,
 )
-from tests.factories import TRANSACTION_ID, make_order
+from tests.factories import DELIVERY, TRANSACTION_ID, make_order
 
 pytestmark = pytest.mark.django_db
 
@@ -28,8 +28,12 @@ pytestmark = pytest.mark.django_db
 def test_the_service_says_whether_it_made_the_order(shopper, products):
     lines = [OrderLine(products["tea"].pk, 1)]
 
-    first = order_create(user=shopper, lines=lines, client_ip="127.0.0.1", idempotency_key="k")
-    again = order_create(user=shopper, lines=lines, client_ip="127.0.0.1", idempotency_key="k")
+    first = order_create(
+        user=shopper, lines=lines, client_ip="127.0.0.1", address=DELIVERY, idempotency_key="k"
+    )
+    again = order_create(
+        user=shopper, lines=lines, client_ip="127.0.0.1", address=DELIVERY, idempotency_key="k"
+    )
 
     assert isinstance(first, OrderRequest)
     assert (first.created, again.created) == (True, False)

@@ -9,6 +9,7 @@ from django.utils import timezone
 from orders.models import Order
 from tests.factories import (
     NOTIFY_SUCCESS,
+    delivery_address,
     make_order,
     make_paid_order,
     make_shopper,
@@ -46,7 +47,10 @@ def new_order(api, products, wxpay):
     def create(quantity=1):
         response = api.post(
             PAY,
-            {"items": [{"product_id": products["tea"].pk, "quantity": quantity}]},
+            {
+                "items": [{"product_id": products["tea"].pk, "quantity": quantity}],
+                "address": delivery_address(),
+            },
             format="json",
         )
         assert response.status_code == 201, response.content
@@ -63,7 +67,10 @@ def place(api, products, wxpay):
     def create(minutes_ago: int = 0, quantity: int = 3) -> Order:
         response = api.post(
             PAY,
-            {"items": [{"product_id": products["tea"].pk, "quantity": quantity}]},
+            {
+                "items": [{"product_id": products["tea"].pk, "quantity": quantity}],
+                "address": delivery_address(),
+            },
             format="json",
         )
         assert response.status_code == 201

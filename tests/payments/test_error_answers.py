@@ -10,6 +10,7 @@ from orders.models import Order, Product
 from tests.factories import (
     TRANSACTION_ID,
     client_for,
+    delivery_address,
     make_order,
     make_shopper,
     notify_body,
@@ -22,7 +23,12 @@ PAY = "/payment/order"
 
 
 def order_items(api, items, headers=None, **extra):
-    return api.post(PAY, {"items": items, **extra}, format="json", **(headers or {}))
+    return api.post(
+        PAY,
+        {"items": items, "address": delivery_address(), **extra},
+        format="json",
+        **(headers or {}),
+    )
 
 
 def answer(response) -> tuple[int, dict]:

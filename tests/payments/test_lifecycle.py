@@ -16,6 +16,7 @@ from tests.factories import (
     NOTIFY_SUCCESS,
     TRANSACTION_ID,
     client_for,
+    delivery_address,
     make_shopper,
     notify_body,
     post_notify,
@@ -282,7 +283,12 @@ def test_concurrent_reconcile_and_notify_pay_once(products, wxpay):
     shopper = make_shopper()
     api = client_for(shopper)
     response = api.post(
-        PAY, {"items": [{"product_id": products["tea"].pk, "quantity": 1}]}, format="json"
+        PAY,
+        {
+            "items": [{"product_id": products["tea"].pk, "quantity": 1}],
+            "address": delivery_address(),
+        },
+        format="json",
     )
     order = Order.objects.get(out_trade_no=response.json()["out_trade_no"])
     wxpay.path_fields["/pay/orderquery"] = paid_trade(order)

@@ -10,7 +10,7 @@ from django.db import connection
 from django.utils import timezone
 
 from orders.models import Order
-from tests.factories import client_for, make_shopper
+from tests.factories import client_for, delivery_address, make_shopper
 from tests.wx import wx_sign
 from wechat.pay_v2 import format_wx_time
 
@@ -166,7 +166,12 @@ def test_upstream_failure_is_502_and_the_order_stays_payable(api, products, wxpa
         setattr(wxpay, name, value)
 
     response = api.post(
-        PAY, {"items": [{"product_id": products["tea"].pk, "quantity": 1}]}, format="json"
+        PAY,
+        {
+            "items": [{"product_id": products["tea"].pk, "quantity": 1}],
+            "address": delivery_address(),
+        },
+        format="json",
     )
 
     assert response.status_code == 502
@@ -188,7 +193,12 @@ def test_without_wechat_pay_settings_it_is_503_and_no_order_is_made(api, product
     settings.WECHAT_MCH_KEY = ""
 
     response = api.post(
-        PAY, {"items": [{"product_id": products["tea"].pk, "quantity": 1}]}, format="json"
+        PAY,
+        {
+            "items": [{"product_id": products["tea"].pk, "quantity": 1}],
+            "address": delivery_address(),
+        },
+        format="json",
     )
 
     assert response.status_code == 503

@@ -4,7 +4,7 @@ Django's stock filter would show everything)."""
 import pytest
 from django.conf import settings
 
-from tests.factories import client_for, make_shopper
+from tests.factories import client_for, delivery_address, make_shopper
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("debug_on")]
 
@@ -26,7 +26,10 @@ def test_500_page_of_a_prepay_failing_while_signing_shows_no_api_key(products, w
 
     response = api.post(
         "/payment/order",
-        {"items": [{"product_id": products["tea"].pk, "quantity": 1}]},
+        {
+            "items": [{"product_id": products["tea"].pk, "quantity": 1}],
+            "address": delivery_address(),
+        },
         format="json",
     )
 
