@@ -3,6 +3,7 @@
 - ``login``: code2Session (docs/protocol/wechat-pay-v2.md §9).
 - ``server_api``: access_token, order shipping management, subscribe messages.
 - ``shipping``, ``subscribe``: their request bodies and values, as pure functions.
+- ``push``: message push (消息推送): signatures, safe-mode decryption, the JSON event.
 - ``errors``: WeChat's errcodes as the classes a caller branches on.
 - ``transport``: the HTTP exchange both clients share.
 """
@@ -28,6 +29,20 @@ from .login import (
     WxLoginClient,
     WxLoginConfig,
     WxSession,
+)
+from .push import (
+    PushAesKeyInvalid,
+    PushAppIdMismatch,
+    PushDecryptError,
+    PushError,
+    PushEvent,
+    PushMalformed,
+    decrypt_message,
+    encrypted_field,
+    parse_event,
+    push_aes_key,
+    verify_msg_signature,
+    verify_signature,
 )
 from .server_api import AccessToken, MiniProgramClient, MiniProgramConfig
 from .shipping import (
@@ -58,6 +73,12 @@ __all__ = [
     "NotSubscribed",
     "OrderState",
     "PaymentNotFound",
+    "PushAesKeyInvalid",
+    "PushAppIdMismatch",
+    "PushDecryptError",
+    "PushError",
+    "PushEvent",
+    "PushMalformed",
     "RateLimited",
     "RequestInvalid",
     "ShippingItem",
@@ -67,7 +88,13 @@ __all__ = [
     "WxLoginClient",
     "WxLoginConfig",
     "WxSession",
+    "decrypt_message",
+    "encrypted_field",
     "keyword_kind",
     "mask_phone",
+    "parse_event",
+    "push_aes_key",
     "subscribe_value",
+    "verify_msg_signature",
+    "verify_signature",
 ]
