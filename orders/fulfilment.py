@@ -12,11 +12,11 @@ records one ``Shipment``. Shipping again with the same details (a resubmitted ad
 the same CSV run twice, two staff at once) is ``ALREADY_SHIPPED`` and changes nothing; other
 details are refused: a shipment is never replaced silently.
 
-Uploading to WeChat (the next issue; §8 "durable and retried"): the upload of a new shipment
-will be enqueued in ``_ship_locked``, right after ``Shipment.objects.create``, with
-``transaction.on_commit`` so that the task only ever sees a committed shipment (and with
-``upload_status`` ``pending`` instead of ``not_required`` when the mini-program is
-trade-managed). Nothing is enqueued yet.
+Uploading to WeChat (§8 "durable and retried"): orders imports nothing above it, so a new
+shipment is announced with the ``orders.signals.shipment_recorded`` signal, sent by
+``transaction.on_commit`` from ``_ship_locked``: only once the shipment is committed.
+``shipping`` receives it, marks the upload ``pending`` (when uploads apply) and enqueues
+it; the shipment is created ``not_required`` and nothing here waits on WeChat or the queue.
 
 Personal data: the address and the shopper's phone number are never logged; log lines carry
 the ``out_trade_no`` and the logistics type only.
@@ -29,6 +29,7 @@ import csv
 import logging
 import re
 from dataclasses import dataclass
+from functools import partial
 from typing import IO
 
 from django.db import DatabaseError, models, transaction
@@ -38,6 +39,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import User
 from orders.models import FulfilmentStatus, Order, Shipment
 from orders.services import OrderError
+from orders.signals import shipment_recorded
 
 logger = logging.getLogger(__name__)
 
@@ -214,7 +216,10 @@ def _ship_locked(*, order: Order, details: ShipmentDetails, shipped_by: User | N
         shipped_at=now,
         shipped_by=shipped_by,
     )
-    # The upload to WeChat will be enqueued here (see the module's docstring).
+    # The upload to WeChat is enqueued by whoever receives this, after the commit.
+    transaction.on_commit(
+        partial(shipment_recorded.send_robust, sender=Shipment, shipment=shipment)
+    )
     order.fulfilment_status, order.shipped_at = FulfilmentStatus.SHIPPED, now
     return ShipResult(outcome=ShipOutcome.SHIPPED, shipment=shipment)
 

@@ -52,3 +52,23 @@ def throttle_cache_check(app_configs, **kwargs):
             id="shopsite.W004",
         )
     ]
+
+
+@register()
+def task_broker_check(app_configs, **kwargs):
+    # Without a broker, tasks run in the process that enqueues them, right after its commit
+    # (shopsite/celery.py): a ship waits on WeChat, retries are not scheduled and nothing
+    # runs the periodic sweeps. Fine in development, not in production.
+    if settings.DEBUG or settings.CELERY_BROKER_URL:
+        return []
+    return [
+        Warning(
+            "No task broker: uploads to WeChat and subscribe messages run inside the request "
+            "that ships, and their retries and the periodic sweeps never run.",
+            hint=(
+                "Set REDIS_URL (or CELERY_BROKER_URL) and run a worker with beat "
+                "(celery -A shopsite worker --beat; docs/DEPLOY.md)."
+            ),
+            id="shopsite.W005",
+        )
+    ]

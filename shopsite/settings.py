@@ -198,12 +198,23 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A Redis outage must not hang the request that enqueues: fail fast, the sweep catches up.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 2}
+# (max_retries 0: kombu would otherwise try again for 6 s before giving up.)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": 1,
+    "socket_timeout": 2,
+    "max_retries": 0,
+}
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    # Uploads whose retry time has come (shipping/tasks.py): what a broker outage or a
+    # restart dropped from the queue is picked up again from the database.
+    "shipping-uploads-due": {"task": "shipping.tasks.uploads_due_enqueue", "schedule": 60.0},
+    # Paid orders nearing WeChat's shipping deadline, flagged for staff once.
+    "shipping-deadline": {"task": "shipping.tasks.unshipped_orders_flag", "schedule": 600.0},
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.BearerTokenAuthentication"],
@@ -264,11 +275,35 @@ WECHAT_API_BASE = env("WECHAT_API_BASE", "https://api.weixin.qq.com")
 WECHAT_PAY_API_BASE = env("WECHAT_PAY_API_BASE", "https://api.mch.weixin.qq.com")
 WECHAT_CERT_PATH = env("WECHAT_CERT_PATH")
 WECHAT_KEY_PATH = env("WECHAT_KEY_PATH")
+# Message push (GET, POST /wechat/message; docs/protocol/miniprogram-server-api.md §3): the
+# console's Token, and its EncodingAESKey (43 characters) for safe or compatible mode. With the
+# key set only encrypted pushes are accepted; without the Token none at all (503).
+WECHAT_MESSAGE_TOKEN = env("WECHAT_MESSAGE_TOKEN")
+WECHAT_MESSAGE_AES_KEY = env("WECHAT_MESSAGE_AES_KEY")
 # (connect, read) seconds for every call to WeChat.
 WECHAT_TIMEOUT = (
     env_int("WECHAT_CONNECT_TIMEOUT_MS", 3000) / 1000,
     env_int("WECHAT_READ_TIMEOUT_MS", 10000) / 1000,
 )
+
+# WeChat's side of fulfilment (docs/INVARIANTS.md §8, shipping/). Order shipping management:
+# "auto" asks WeChat (is_trade_managed, kept an hour in the shared cache), "1"/"0" decide.
+WECHAT_TRADE_MANAGED = env("WECHAT_TRADE_MANAGED", "auto").lower()
+if WECHAT_TRADE_MANAGED not in ("auto", "1", "0"):
+    raise ImproperlyConfigured("WECHAT_TRADE_MANAGED must be auto, 1 or 0.")
+# The subscribe message sent when an order ships (empty: none), and which of the order's
+# values fill which of the template's keywords (shipping/subscribe.py; README).
+WECHAT_TEMPLATE_SHIPPED = env("WECHAT_TEMPLATE_SHIPPED")
+WECHAT_TEMPLATE_SHIPPED_FIELDS = env(
+    "WECHAT_TEMPLATE_SHIPPED_FIELDS",
+    "character_string1=out_trade_no,thing2=items,thing3=express_company,"
+    "character_string4=tracking_no,time5=shipped_at",
+)
+# Paid orders still unshipped this many hours after payment are flagged for staff, ahead
+# of WeChat's 48 hours (docs/protocol/miniprogram-server-api.md §2.2). 0: never.
+SHIPPING_FLAG_AFTER_HOURS = env_int("SHIPPING_FLAG_AFTER_HOURS", 36)
+if SHIPPING_FLAG_AFTER_HOURS < 0:
+    raise ImproperlyConfigured("SHIPPING_FLAG_AFTER_HOURS must be 0 or more.")
 
 # WeChat refuses a time_expire less than 5 minutes after the order
 # (docs/protocol/wechat-pay-v2.md §3.3).

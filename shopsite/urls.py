@@ -16,6 +16,7 @@ from orders.views import (
     ProductListApi,
 )
 from payments.views import OrderCloseApi, PaymentOrderApi, refundnotify, wxnotify
+from shipping.views import message as wechat_message
 from shopsite.health import healthz
 
 # No trailing slashes (docs/INVARIANTS.md §4).
@@ -31,6 +32,7 @@ urlpatterns = [
     path("orders/<str:out_trade_no>", OrderDetailApi.as_view(), name="order-detail"),
     path("orders/<str:out_trade_no>/close", OrderCloseApi.as_view(), name="order-close"),
     path("orders/<str:out_trade_no>/receive", OrderReceiveApi.as_view(), name="order-receive"),
+    path("wechat/message", wechat_message, name="wechat-message"),
     path("healthz", healthz, name="healthz"),
     path("api/schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -12,6 +12,7 @@ may only look see it masked.
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import IS_POPUP_VAR
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -19,7 +20,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 
 from core.display import AMBER, BLUE, GREEN, GREY, badge, moment
 from core.privacy import mask_phone
@@ -36,6 +37,7 @@ from orders.fulfilment import (
     shipments_from_csv,
 )
 from orders.models import FulfilmentStatus, Order, Shipment
+from orders.signals import shipment_upload_requested
 
 ADDRESS_FULL = "address_display"
 ADDRESS_MASKED = "address_masked_display"
@@ -107,6 +109,9 @@ class ShipmentInline(ReadOnlyInline):
         "shipped",
         "shipped_by",
         "upload_status",
+        "upload_attempts",
+        "upload_next",
+        "uploaded",
         "upload_error",
     ]
     readonly_fields = fields
@@ -114,6 +119,16 @@ class ShipmentInline(ReadOnlyInline):
     @admin.display(description=gettext_lazy("shipped at"))
     def shipped(self, shipment: Shipment) -> str:
         return moment(shipment.shipped_at)
+
+    @admin.display(description=gettext_lazy("next upload attempt"))
+    def upload_next(self, shipment: Shipment) -> str:
+        if shipment.upload_status != Shipment.UploadStatus.PENDING:
+            return "—"
+        return moment(shipment.upload_next_at) if shipment.upload_next_at else _("now")
+
+    @admin.display(description=gettext_lazy("uploaded at"))
+    def uploaded(self, shipment: Shipment) -> str:
+        return moment(shipment.uploaded_at)
 
 
 class ShipForm(forms.Form):
@@ -192,6 +207,15 @@ class ShippingAdminMixin:
         context = {"can_ship": self.has_ship_permission(request), **(extra_context or {})}
         return super().changelist_view(request, extra_context=context)
 
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        # Here rather than in OrderAdmin.actions, which payments' admin lists anew.
+        if IS_POPUP_VAR not in request.GET and self.has_change_permission(request):
+            action = ShippingAdminMixin.retry_upload_action
+            name = "retry_upload_action"
+            actions[name] = (action, name, action.short_description)
+        return actions
+
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
         if self.has_change_permission(request, obj):
@@ -231,6 +255,46 @@ class ShippingAdminMixin:
         if not lines:
             return "—"
         return format_html_join(mark_safe("<br>"), "{}", ((line,) for line in lines))
+
+    # -- "Retry upload to WeChat now" (an action on the order list) ----------------------------
+
+    @admin.action(description=gettext_lazy("Retry upload to WeChat now"), permissions=["change"])
+    def retry_upload_action(self, request: HttpRequest, queryset) -> None:
+        """Failed and waiting uploads of the selected orders, tried again now. The shipping
+        app does it (``orders.signals.shipment_upload_requested``; orders imports nothing of
+        it); the order page shows the result once WeChat answered."""
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        ids = list(
+            Shipment.objects.filter(
+                order__in=queryset,
+                upload_status__in=[Shipment.UploadStatus.FAILED, Shipment.UploadStatus.PENDING],
+            ).values_list("pk", flat=True)
+        )
+        if not ids:
+            self.message_user(
+                request,
+                _("The selected orders have no upload to WeChat that failed or waits."),
+                messages.WARNING,
+            )
+            return
+        answers = shipment_upload_requested.send_robust(sender=Shipment, shipment_ids=ids)
+        queued = sum(answer for _receiver, answer in answers if isinstance(answer, int))
+        if not queued:
+            self.message_user(
+                request, _("Nothing was queued: uploads to WeChat are not set up."), messages.ERROR
+            )
+            return
+        self.message_user(
+            request,
+            ngettext(
+                "%(count)d upload to WeChat queued: the order page shows how it went.",
+                "%(count)d uploads to WeChat queued: the order pages show how they went.",
+                queued,
+            )
+            % {"count": queued},
+            messages.SUCCESS,
+        )
 
     # -- "Ship…" -------------------------------------------------------------------------------
 

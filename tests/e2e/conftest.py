@@ -104,3 +104,133 @@ def voucher(transactional_db) -> Product:
     return Product.objects.create(
         name="Tea tasting e-voucher", price=9900, stock=None, requires_shipping=False
     )
+
+
+# -- the access_token shared by several processes (test_access_token_concurrency.py) ----------
+
+TOKEN_REDIS_URL = "redis://127.0.0.1:6379/13"
+# Another process of the shop (an app server or a worker): the production settings with the
+# shared cache in Redis, waiting for the go signal, then using the token USES times on
+# THREADS threads at once; it prints one JSON line of what it got.
+TOKEN_PROCESS = r"""
+import json, os, threading, time
+import redis
+import shopsite.settings as shop_settings
+
+shop_settings.CACHES = {"default": {
+    "BACKEND": "django.core.cache.backends.redis.RedisCache",
+    "LOCATION": os.environ["TOKEN_REDIS_URL"], "KEY_PREFIX": os.environ["TOKEN_PREFIX"],
+}}
+import django
+
+django.setup()
+from shipping.access_token import access_token, with_access_token
+
+uses, threads, call = int(os.environ["USES"]), int(os.environ["THREADS"]), os.environ["CALL"]
+signal = redis.Redis.from_url(os.environ["TOKEN_REDIS_URL"])
+print("ready", flush=True)
+while not signal.exists(os.environ["GO_KEY"]):
+    time.sleep(0.002)
+tokens, errors, latencies = [], [], []
+
+def use_once():
+    if call == "token":
+        return access_token()
+    return with_access_token(lambda client, token: client.is_trade_managed(token) and token)
+
+def work(n):
+    for _ in range(n):
+        started = time.monotonic()
+        try:
+            tokens.append(use_once())
+        except Exception as exc:
+            errors.append(repr(exc))
+        latencies.append(time.monotonic() - started)
+
+share = [uses // threads + (i < uses % threads) for i in range(threads)]
+workers = [threading.Thread(target=work, args=(n,)) for n in share]
+for w in workers:
+    w.start()
+for w in workers:
+    w.join()
+print(json.dumps({"tokens": tokens, "errors": errors, "latencies": latencies}), flush=True)
+"""
+
+
+@pytest.fixture
+def token_cache(settings, sim) -> Iterator[str]:
+    """This test process as one of the shop's processes: the shared cache in Redis
+    (``TOKEN_REDIS_URL``, a key prefix of its own), WeChat the simulator. Yields the prefix;
+    ``token_signal`` is the Redis the processes wait on."""
+    prefix = f"token-test-{secrets.token_hex(6)}"
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": TOKEN_REDIS_URL,
+            "KEY_PREFIX": prefix,
+        }
+    }
+    settings.WECHAT_API_BASE = sim.url
+    yield prefix
+    keys = redis.Redis.from_url(TOKEN_REDIS_URL)
+    for key in keys.scan_iter(f"{prefix}*"):
+        keys.delete(key)
+
+
+@pytest.fixture
+def token_signal(token_cache) -> redis.Redis:
+    return redis.Redis.from_url(TOKEN_REDIS_URL)
+
+
+@pytest.fixture
+def token_processes(token_cache, sim, tmp_path):
+    """Start other processes of the shop, each waiting for ``go_key`` in Redis, then using
+    the token; ``finish(process)`` collects what one got."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from demo.stack import ROOT, stop_process
+
+    started: list[subprocess.Popen] = []
+
+    def start(*, uses: int, threads: int, call: str, go_key: str) -> subprocess.Popen:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "DJANGO_"))}
+        env.update(
+            DJANGO_SETTINGS_MODULE="shopsite.settings",
+            DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+            DATABASE_URL=f"sqlite:///{tmp_path / 'unused.sqlite3'}",
+            WECHAT_APPID=ACCOUNT.appid,
+            WECHAT_APP_SECRET=ACCOUNT.app_secret,
+            WECHAT_API_BASE=sim.url,
+            LOG_LEVEL="WARNING",
+            TOKEN_REDIS_URL=TOKEN_REDIS_URL,
+            TOKEN_PREFIX=token_cache,
+            USES=str(uses),
+            THREADS=str(threads),
+            CALL=call,
+            GO_KEY=go_key,
+        )
+        env.pop("REDIS_URL", None)
+        with open(tmp_path / f"token-process-{len(started)}.log", "wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-c", TOKEN_PROCESS],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
+        started.append(process)
+        assert process.stdout.readline().strip() == "ready"
+        return process
+
+    def finish(process: subprocess.Popen) -> dict:
+        out, _ = process.communicate(timeout=120)
+        assert process.returncode == 0
+        return json.loads(out.strip().splitlines()[-1])
+
+    yield start, finish
+    for process in started:
+        stop_process(process)
