@@ -3,9 +3,13 @@
 Migrates SQLite, loads a small catalogue and a staff user, starts the simulator and the
 shop (gunicorn, serving the catalogue's pictures), plays browse → login → order with a
 delivery address → wx.requestPayment → notify → paid → shipped by the warehouse's file
-(``manage.py ship_orders``) → received, step by step, then leaves the server up for
-admin. ``DEMO_ONCE=1`` exits after the flow instead, with status 0 only if the order
-ended paid, shipped and received.
+(``manage.py ship_orders``) → the shipping uploaded to WeChat → the shopper confirms receipt
+in WeChat → WeChat's settlement push (safe mode) → received, step by step, then leaves the
+server up for admin. ``DEMO_ONCE=1`` exits after the flow instead, with status 0 only if the
+order ended paid, shipped, uploaded and received.
+
+Without Redis the task queue runs in-process (shopsite/celery.py): the upload happens right
+after ``ship_orders`` commits, in that process.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ LOG_DIR = ROOT / "var"
 # that does not; the address is needed because some of it ships.
 DEMO_CART = [("Oolong tea 250g", 2), ("Celadon tea cup", 1), ("Tea tasting e-voucher", 1)]
 TRACKING_NO = "SF1234567890"
+# The message push settings (WeChat console → 消息推送) the simulator signs and encrypts with.
+MESSAGE_TOKEN = "demo-push-token"  # noqa: S105 (the demo's, known to the simulator)
+MESSAGE_AES_KEY = "DemoAesKey0123456789abcdefghijklmnopqrstuvw"  # 43 characters
 CSV_HEADER = "out_trade_no,logistics_type,express_company,tracking_no"  # the warehouse's file
 
 
@@ -102,6 +109,7 @@ def play(phone: MiniProgram, sim: Simulator, shop: ShopServer) -> dict:
     )
 
     paid = phone.request_payment(order["payment"])
+    transaction_id = paid["transaction_id"]
     step(
         7,
         "The shopper confirms; WeChat checks paySign and charges",
@@ -138,7 +146,8 @@ def play(phone: MiniProgram, sim: Simulator, shop: ShopServer) -> dict:
     )
     shipped = phone.call("GET", f"/orders/{number}").json()
     shipments = "; ".join(
-        f"{s['logistics_type']} {s['express_company']} {s['tracking_no']} at {s['shipped_at']}"
+        f"{s['logistics_type']} {s['express_company']} {s['tracking_no']} at {s['shipped_at']}, "
+        f"upload {s['upload_status']}"
         for s in shipped["shipments"]
     )
     step(
@@ -148,11 +157,48 @@ def play(phone: MiniProgram, sim: Simulator, shop: ShopServer) -> dict:
         f"to {_address_line(shipped['address'] or {})}",
     )
 
-    final = phone.receive(number)
+    at_wechat = sim.control("GET", f"/sim/shipping/{transaction_id}").json()
+    upload = at_wechat["shipment"]
     step(
         12,
-        f"POST /orders/{number}/receive (the shopper confirms receipt)",
-        f"status {final['status']}, fulfilment {final['fulfilment_status']}",
+        "WeChat's order shipping management has it (upload_shipping_info, after the commit)",
+        f"{transaction_id}: order_state {at_wechat['order_state']}, "
+        + (
+            f"{len(upload['shipping_list'])} parcel(s), tracking "
+            f"{', '.join(e['tracking_no'] for e in upload['shipping_list'])}"
+            if upload
+            else "nothing uploaded"
+        ),
+    )
+    if not upload:
+        raise FlowError("the shipping was not uploaded to WeChat")
+
+    confirmed = sim.control(
+        "POST", f"/sim/shipping/{transaction_id}", {"action": "confirm_receive"}
+    )
+    if confirmed.status_code != 200:
+        raise FlowError(f"confirming receipt in WeChat failed: {confirmed.text[:300]}")
+    push = sim.control(
+        "POST",
+        "/sim/push",
+        {
+            "url": f"{shop.url}/wechat/message",
+            "token": MESSAGE_TOKEN,
+            "mode": "safe",
+            "aes_key": MESSAGE_AES_KEY,
+            "settlement": {"transaction_id": transaction_id, "settled": True},
+        },
+    ).json()
+    replies = "; ".join(f"HTTP {a['status']} {a['reply'][:20]!r}" for a in push["attempts"])
+    event = push["event"]
+    final = phone.call("GET", f"/orders/{number}").json()
+    step(
+        13,
+        "The shopper confirms receipt in WeChat; WeChat → POST /wechat/message (safe mode)",
+        f"{event['Event']}: confirm_receive_time {event.get('confirm_receive_time')}, "
+        f"settlement_time {event.get('settlement_time')}\n{replies}\n"
+        f"GET /orders/{number}: status {final['status']}, "
+        f"fulfilment {final['fulfilment_status']}",
     )
     return final
 
@@ -184,7 +230,11 @@ def main() -> int:
         port=8000 if _port_free(8000) else free_port(),
         log_path=LOG_DIR / "server.log",
         # The catalogue's pictures come from the app itself here (nginx in production).
-        extra_env={"SERVE_MEDIA": "1"},
+        extra_env={
+            "SERVE_MEDIA": "1",
+            "WECHAT_MESSAGE_TOKEN": MESSAGE_TOKEN,
+            "WECHAT_MESSAGE_AES_KEY": MESSAGE_AES_KEY,
+        },
     )
     try:
         shop.start()
@@ -197,9 +247,10 @@ def main() -> int:
         final["status"] == "paid"
         and final["fulfilment_status"] == "received"
         and bool(final["shipments"])
+        and all(s["upload_status"] == "uploaded" for s in final["shipments"])
     )
     if ok:
-        print("\nDONE: the order was paid, shipped and received.", flush=True)
+        print("\nDONE: the order was paid, shipped, uploaded to WeChat and received.", flush=True)
     else:
         print(
             f"\nNOT DONE: the order ended {final['status']}, {final['fulfilment_status']}.",

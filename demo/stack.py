@@ -164,6 +164,97 @@ class ShopServer:
         )  # fmt: skip
 
 
+@dataclass
+class Worker:
+    """The task queue's worker with the beat scheduler inside it (``celery -A shopsite worker
+    --beat``), on ``server``'s settings (database, broker, WeChat) and ``extra_env``."""
+
+    server: ShopServer
+    log_path: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60.0) -> Worker:
+        folder = Path(tempfile.mkdtemp(prefix="worker-"))
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        log = open(self.log_path, "ab")  # noqa: SIM115 (lives with the process)
+        self.process = subprocess.Popen(  # noqa: S603 (fixed command)
+            [
+                sys.executable, "-m", "celery", "-A", "shopsite", "worker", "--beat",
+                "--pool", "solo", "--concurrency", "1", "--loglevel", "INFO",
+                # Beat's state in a folder of its own, never the checkout's celerybeat-schedule.
+                "--schedule", str(folder / "celerybeat-schedule"),
+                "--hostname", f"worker-{secrets.token_hex(4)}@%h",
+            ],
+            cwd=ROOT, env={**self.server.env(), **self.extra_env},
+            stdout=log, stderr=subprocess.STDOUT,
+            # Its own process group: stopping it stops the embedded beat too.
+            start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while True:
+            with open(self.log_path, "rb") as read:
+                read.seek(offset)
+                if b" ready." in read.read():
+                    return self
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the Celery worker did not start (see {self.log_path})")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+@dataclass
+class RedisServer:
+    """A redis-server of its own on a free loopback port, nothing saved to disk: one that a
+    test may stop and start again without touching the machine's shared Redis."""
+
+    binary: str
+    log_path: Path
+    port: int = 0
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 20.0) -> RedisServer:
+        import redis
+
+        self.port = self.port or free_port()
+        log = open(self.log_path, "ab")  # noqa: SIM115 (lives with the process)
+        self.process = subprocess.Popen(  # noqa: S603 (fixed command)
+            [
+                self.binary, "--bind", "127.0.0.1", "--port", str(self.port),
+                "--save", "", "--appendonly", "no", "--dir", tempfile.mkdtemp(prefix="redis-"),
+            ],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if redis.Redis.from_url(self.url, socket_connect_timeout=1).ping():
+                    return self
+            except redis.RedisError:
+                pass  # not listening yet
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"redis-server did not start (see {self.log_path})")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
 def stop_process(process: subprocess.Popen | None) -> None:
     if process is None or process.poll() is not None:
         return

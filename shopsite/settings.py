@@ -211,7 +211,11 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     # Uploads whose retry time has come (shipping/tasks.py): what a broker outage or a
     # restart dropped from the queue is picked up again from the database.
-    "shipping-uploads-due": {"task": "shipping.tasks.uploads_due_enqueue", "schedule": 60.0},
+    # SHIPPING_UPLOADS_SWEEP_SECONDS: shorter only in end-to-end tests (tests/livestack.py).
+    "shipping-uploads-due": {
+        "task": "shipping.tasks.uploads_due_enqueue",
+        "schedule": float(env_int("SHIPPING_UPLOADS_SWEEP_SECONDS", 60)),
+    },
     # Paid orders nearing WeChat's shipping deadline, flagged for staff once.
     "shipping-deadline": {"task": "shipping.tasks.unshipped_orders_flag", "schedule": 600.0},
 }
@@ -304,6 +308,12 @@ WECHAT_TEMPLATE_SHIPPED_FIELDS = env(
 SHIPPING_FLAG_AFTER_HOURS = env_int("SHIPPING_FLAG_AFTER_HOURS", 36)
 if SHIPPING_FLAG_AFTER_HOURS < 0:
     raise ImproperlyConfigured("SHIPPING_FLAG_AFTER_HOURS must be 0 or more.")
+# The wait before an upload WeChat did not accept is tried again (then doubling, at most 10
+# minutes; shipping/uploads.py). 5 s keeps §8's "first retry within 10 s"; end-to-end tests
+# shorten it.
+SHIPPING_UPLOAD_RETRY_FIRST_SECONDS = env_int("SHIPPING_UPLOAD_RETRY_FIRST_SECONDS", 5)
+if not 1 <= SHIPPING_UPLOAD_RETRY_FIRST_SECONDS <= 10:
+    raise ImproperlyConfigured("SHIPPING_UPLOAD_RETRY_FIRST_SECONDS must be between 1 and 10.")
 
 # WeChat refuses a time_expire less than 5 minutes after the order
 # (docs/protocol/wechat-pay-v2.md §3.3).

@@ -5,7 +5,11 @@ Session-scoped: one simulator and one server per run, shared by tests/e2e and
 tests/browser.
 """
 
+import os
+import secrets
+import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -13,7 +17,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from demo.miniprogram import MiniProgram
-from demo.stack import ShopServer, Simulator, WeChatAccount
+from demo.stack import RedisServer, ShopServer, Simulator, WeChatAccount, Worker, free_port
 from orders.models import Product
 from tests.settings import TEST_ENV
 
@@ -101,6 +105,122 @@ def hmac_shop(sim, logs, django_db_setup, merchant_certificate) -> Iterator[Shop
     server = _start_shop(sim, logs, "HMAC-SHA256", merchant_certificate)
     yield server
     server.stop()
+
+
+# -- the task queue: app servers and a Celery worker on Redis (docs/INVARIANTS.md §8) ----------
+
+# The machine's Redis, a database of its own: the broker and shared cache of ``queue_stack``.
+QUEUE_REDIS_URL = "redis://127.0.0.1:6379/11"
+MESSAGE_TOKEN = "e2e-push-token"
+MESSAGE_AES_KEY = "Zq3b0JH9xv8Yc2m1Lr7Tn4Wk6Pf5Ds0Ae9Gu3Ji8Kl2"  # 43 characters (safe mode)
+QUEUE_ENV = {
+    "WECHAT_TRADE_MANAGED": "1",
+    "WECHAT_MESSAGE_TOKEN": MESSAGE_TOKEN,
+    "WECHAT_MESSAGE_AES_KEY": MESSAGE_AES_KEY,
+    # Seconds, not minutes: a retried upload and the sweep come round while a test waits.
+    "SHIPPING_UPLOAD_RETRY_FIRST_SECONDS": "1",
+    "SHIPPING_UPLOADS_SWEEP_SECONDS": "1",
+}
+
+
+def redis_or_skip(url: str | None = None) -> str:
+    """The redis-server binary (``url`` None) or a reachable Redis at ``url``. Missing: the
+    test fails in CI (``CI=true``: .ci/run starts Redis, nothing may be skipped there) and is
+    skipped with the reason elsewhere."""
+    import redis
+
+    if url is None:
+        found = shutil.which("redis-server")
+        problem = "" if found else "redis-server is not installed"
+    else:
+        found = url
+        try:
+            redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+            problem = ""
+        except redis.RedisError as exc:
+            problem = f"no Redis at {url} ({type(exc).__name__})"
+    if problem:
+        if os.environ.get("CI", "").lower() in ("true", "1"):
+            pytest.fail(f"{problem}: the task-queue tests need it in CI", pytrace=False)
+        pytest.skip(f"{problem}: the task-queue tests need it")
+    return found
+
+
+@dataclass
+class QueueStack:
+    """App servers, a worker and the Redis they share (broker and cache)."""
+
+    servers: list[ShopServer]
+    worker: Worker
+    redis_url: str
+
+
+def start_queue_stack(
+    sim, logs: Path, name: str, redis_url: str, certificate: dict[str, str], servers: int
+) -> QueueStack:
+    ports = [free_port() for _ in range(servers)]
+    env = {
+        **SERVER_ENV,
+        **certificate,
+        **QUEUE_ENV,
+        # One key for all: every server accepts every server's tokens.
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "REDIS_URL": redis_url,
+        "CELERY_BROKER_URL": redis_url,
+        # WeChat's notifies all reach the last server, as behind a balancer.
+        "WECHAT_NOTIFY_URL": f"http://127.0.0.1:{ports[-1]}/payment/wxnotify",
+    }
+    shops = [
+        ShopServer(
+            sim, database_url(), port=port, log_path=logs / f"gunicorn-{name}-{n}.log",
+            extra_env=env,
+        )
+        for n, port in enumerate(ports)
+    ]  # fmt: skip
+    worker = Worker(shops[0], log_path=logs / f"worker-{name}.log", extra_env=env)
+    stack = QueueStack(shops, worker, redis_url)
+    try:
+        for shop in shops:
+            shop.start()
+        worker.start()
+    except BaseException:
+        stop_queue_stack(stack)
+        raise
+    return stack
+
+
+def stop_queue_stack(stack: QueueStack) -> None:
+    stack.worker.stop()
+    for shop in stack.servers:
+        shop.stop()
+
+
+@pytest.fixture(scope="session")
+def queue_stack(sim, logs, django_db_setup, merchant_certificate) -> Iterator[QueueStack]:
+    """Two app servers and one Celery worker (with beat) on the machine's Redis."""
+    import redis
+
+    redis_or_skip(QUEUE_REDIS_URL)
+    redis.Redis.from_url(QUEUE_REDIS_URL).flushdb()  # no task or token left from a past run
+    stack = start_queue_stack(sim, logs, "queue", QUEUE_REDIS_URL, merchant_certificate, 2)
+    yield stack
+    stop_queue_stack(stack)
+
+
+@pytest.fixture
+def own_redis(logs) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, which it may stop and start again."""
+    server = RedisServer(redis_or_skip(), log_path=logs / "redis-own.log").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_queue_stack(sim, logs, own_redis, django_db_setup, merchant_certificate):
+    """One app server and a worker on ``own_redis``."""
+    stack = start_queue_stack(sim, logs, "own-redis", own_redis.url, merchant_certificate, 1)
+    yield stack
+    stop_queue_stack(stack)
 
 
 @pytest.fixture

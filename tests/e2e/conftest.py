@@ -234,3 +234,22 @@ def token_processes(token_cache, sim, tmp_path):
     yield start, finish
     for process in started:
         stop_process(process)
+
+
+# -- the task queue: two gunicorns, a Celery worker and Redis (test_shipping_upload.py) ---------
+
+
+@pytest.fixture
+def queue_phone(queue_stack, fresh_sim, transactional_db) -> MiniProgram:
+    """A shopper whose calls alternate between ``queue_stack``'s two app servers."""
+    first, second = queue_stack.servers
+    app = MiniProgram(first.url, fresh_sim, also_urls=(second.url,))
+    app.login()
+    return app
+
+
+@pytest.fixture
+def own_redis_phone(own_queue_stack, fresh_sim, transactional_db) -> MiniProgram:
+    app = MiniProgram(own_queue_stack.servers[0].url, fresh_sim)
+    app.login()
+    return app
