@@ -253,3 +253,150 @@ class Refund(models.Model):
 # Refunds still waiting for WeChat's verdict, and WeChat's final verdicts.
 REFUND_OPEN = (Refund.Status.PENDING, Refund.Status.PROCESSING)
 REFUND_FINAL = (Refund.Status.SUCCESS, Refund.Status.CLOSED, Refund.Status.ABNORMAL)
+
+
+class Statement(models.Model):
+    """One of WeChat's daily trade bills, as downloaded: the raw file kept in storage with
+    its hash, and its lines matched against our orders and refunds (docs/INVARIANTS.md §10).
+
+    Importing the same day again finds the same file (same hash) and changes nothing; a
+    corrected bill (another hash) is a new Statement, and the one it replaces points at it.
+    A day WeChat has no bill for is an empty Statement, not an error.
+    """
+
+    class ApiVersion(models.TextChoices):
+        V2 = "v2", "API v2 (downloadbill)"
+        V3 = "v3", "API v3 (tradebill)"
+
+    class Status(models.TextChoices):
+        MATCHED = "matched", _("Matched: every line fits our books")
+        MISMATCHED = "mismatched", _("Lines need attention")
+        EMPTY = "empty", _("No bill for this day (nothing traded)")
+        SUPERSEDED = "superseded", _("Replaced by a corrected bill")
+
+    bill_date = models.DateField(_("day"), help_text=_("Beijing time, as WeChat's bill."))
+    api_version = models.CharField(_("API"), max_length=2, choices=ApiVersion.choices)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices)
+    file = models.FileField(_("bill file"), upload_to="statements/", blank=True, default="")
+    file_sha256 = models.CharField(_("file SHA-256"), max_length=64, blank=True, default="")
+    # v3 states a SHA1 of the file it serves; v2 states none.
+    wechat_hash = models.CharField(_("WeChat's hash"), max_length=80, blank=True, default="")
+    imported_at = models.DateTimeField(_("imported at"), auto_now_add=True)
+    superseded_by = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="supersedes",
+        verbose_name=_("replaced by"),
+    )
+    # The bill's own summary line (fen), and what the lines add up to.
+    trade_count = models.PositiveIntegerField(_("trades"), default=0)
+    paid_total = models.BigIntegerField(_("paid (fen)"), default=0)
+    refund_total = models.BigIntegerField(_("refunded (fen)"), default=0)
+    fee_total = models.BigIntegerField(_("WeChat's fees (fen)"), default=0)
+    mismatch_count = models.PositiveIntegerField(_("lines needing attention"), default=0)
+    detail = models.TextField(_("detail"), blank=True, default="")
+
+    class Meta:
+        ordering = ["-bill_date", "-pk"]
+        verbose_name = _("statement")
+        verbose_name_plural = _("statements")
+        constraints = [
+            # The same file for the same day is imported once.
+            models.UniqueConstraint(
+                fields=["bill_date", "api_version", "file_sha256"],
+                name="statement_day_file_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bill_date} {self.api_version} {self.status}"
+
+
+class StatementLine(models.Model):
+    """One line of a bill, in fen, and what matching it against our books found."""
+
+    class Mismatch(models.TextChoices):
+        NONE = "", _("Matches")
+        NOT_PAID_HERE = "not_paid_here", _("Paid at WeChat, not here")
+        NOT_PAID_AT_WECHAT = "not_paid_at_wechat", _("Paid here, not at WeChat")
+        AMOUNT = "amount", _("Amount differs")
+        UNKNOWN_ORDER = "unknown_order", _("No such order here")
+        REFUND_UNKNOWN = "refund_unknown", _("Refund unknown here")
+        REFUND_AMOUNT = "refund_amount", _("Refund amount differs")
+        REFUND_STATE = "refund_state", _("Refund state differs")
+
+    statement = models.ForeignKey(
+        Statement, on_delete=models.CASCADE, related_name="lines", verbose_name=_("statement")
+    )
+    line_no = models.PositiveIntegerField(_("line"))
+    trade_time = models.DateTimeField(_("trade time"), null=True, blank=True)
+    out_trade_no = models.CharField(_("order number"), max_length=64, blank=True, default="")
+    transaction_id = models.CharField(
+        _("WeChat transaction id"), max_length=64, blank=True, default=""
+    )
+    trade_state = models.CharField(_("trade state"), max_length=32, blank=True, default="")
+    total_fee = models.BigIntegerField(_("paid (fen)"), default=0)
+    out_refund_no = models.CharField(_("refund number"), max_length=64, blank=True, default="")
+    # Not "refund_id": that is the column of the matched refund below.
+    wechat_refund_id = models.CharField(
+        _("WeChat refund id"), max_length=64, blank=True, default=""
+    )
+    refund_fee = models.BigIntegerField(_("refunded (fen)"), default=0)
+    refund_status = models.CharField(_("refund state"), max_length=32, blank=True, default="")
+    fee = models.BigIntegerField(_("WeChat's fee (fen)"), default=0)
+    order = models.ForeignKey(
+        "orders.Order",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="statement_lines",
+        verbose_name=_("order"),
+    )
+    refund = models.ForeignKey(
+        Refund,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="statement_lines",
+        verbose_name=_("refund"),
+    )
+    mismatch = models.CharField(
+        _("mismatch"), max_length=32, choices=Mismatch.choices, blank=True, default=""
+    )
+    mismatch_detail = models.TextField(_("what differs"), blank=True, default="")
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("resolved by"),
+    )
+    resolution_note = models.TextField(_("resolution note"), blank=True, default="")
+
+    class Meta:
+        ordering = ["statement", "line_no"]
+        verbose_name = _("statement line")
+        verbose_name_plural = _("statement lines")
+        constraints = [
+            models.UniqueConstraint(fields=["statement", "line_no"], name="statement_line_unique"),
+        ]
+        indexes = [
+            # Staff's list: open mismatches first (few rows, partial index).
+            models.Index(
+                fields=["statement"],
+                condition=~Q(mismatch="") & Q(resolved_at__isnull=True),
+                name="statement_line_open",
+            ),
+            models.Index(
+                fields=["transaction_id"],
+                condition=~Q(transaction_id=""),
+                name="statement_line_transaction",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.statement} #{self.line_no}"
