@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
-from wxsim import push, shipping, subscribe, tokens
+from wxsim import bills, push, shipping, subscribe, tokens
 from wxsim.login import issue_code
 from wxsim.state import Simulator
 from wxsim.trades import PayRefused, check_request_payment, pay_trade, resend_notify
@@ -240,6 +240,27 @@ def _push(sim: Simulator, data: dict[str, Any], _: str) -> JsonReply:
                  "attempts": attempts}
 
 
+# --- bills that disagree with the ledger -----------------------------------------------------
+
+def _add_bill_fault(sim: Simulator, data: dict[str, Any], _: str) -> JsonReply:
+    with sim.lock:
+        try:
+            return 200, bills.add_fault(sim, data)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from exc
+
+
+def _show_bill_faults(sim: Simulator, _: dict[str, Any], __: str) -> JsonReply:
+    with sim.lock:
+        return 200, bills.faults_json(sim)
+
+
+def _clear_bill_faults(sim: Simulator, _: dict[str, Any], __: str) -> JsonReply:
+    with sim.lock:
+        sim.bill_faults.clear()
+        return 200, bills.faults_json(sim)
+
+
 Endpoint = Callable[[Simulator, dict[str, Any], str], JsonReply]
 ROUTES: dict[str, dict[str, Endpoint]] = {
     "/sim/login": {"POST": _login},
@@ -256,4 +277,6 @@ ROUTES: dict[str, dict[str, Endpoint]] = {
     "/sim/messages": {"GET": _messages},
     "/sim/shipping/": {"GET": _shipment, "POST": _move_shipment},
     "/sim/push": {"POST": _push},
+    "/sim/bills/faults": {"GET": _show_bill_faults, "POST": _add_bill_fault,
+                          "DELETE": _clear_bill_faults},
 }

@@ -14,7 +14,10 @@ PAY_PATHS = (
     "/pay/closeorder",
     "/secapi/pay/refund",
     "/pay/refundquery",
+    "/pay/downloadbill",  # answers a bill file, not signed XML (wxsim.bills)
 )
+BILL_PATH = "/pay/downloadbill"
+
 # The mini-program server API (docs/protocol/miniprogram-server-api.md), JSON like SNS_PATHS.
 TOKEN_PATH = "/cgi-bin/stable_token"  # noqa: S105 - a path, not a password
 MINIAPI_PATHS = (
@@ -68,7 +71,7 @@ class Faults:
             raise ValueError(f'"path" must be one of {list(WECHAT_PATHS)}')
         if mode not in PATH_MODES:
             raise ValueError(f'"mode" must be one of {list(PATH_MODES)}')
-        if mode == "bad_sign" and path not in PAY_PATHS:
+        if mode == "bad_sign" and (path not in PAY_PATHS or path == BILL_PATH):
             raise ValueError("bad_sign applies to the signed XML paths only")
         delay_ms = _non_negative_int(spec, "delay_ms", 0)
         if count:

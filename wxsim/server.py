@@ -17,9 +17,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from wxsim import control, miniapi, payapi, shipping, subscribe
+from wxsim import bills, control, miniapi, payapi, shipping, subscribe
 from wxsim.config import Config
-from wxsim.faults import MINIAPI_PATHS, PAY_PATHS, SNS_PATHS, TOKEN_PATH, PathFault
+from wxsim.faults import BILL_PATH, MINIAPI_PATHS, PAY_PATHS, SNS_PATHS, TOKEN_PATH, PathFault
 from wxsim.login import code2session, wx_error
 from wxsim.refunds import refund, refundquery
 from wxsim.state import Simulator
@@ -35,7 +35,8 @@ PAY_HANDLERS: dict[str, payapi.Handler] = {
     "/secapi/pay/refund": refund,
     "/pay/refundquery": refundquery,
 }
-assert set(PAY_HANDLERS) == set(PAY_PATHS)  # every fault-able pay path has a handler
+# every fault-able pay path has a handler; downloadbill answers a file (wxsim.bills)
+assert set(PAY_HANDLERS) | {BILL_PATH} == set(PAY_PATHS)
 MINIAPI_HANDLERS: dict[str, miniapi.Handler] = {
     TOKEN_PATH: stable_token,
     "/wxa/sec/order/is_trade_managed": shipping.is_trade_managed,
@@ -156,6 +157,10 @@ class SimRequestHandler(BaseHTTPRequestHandler):
             data = wx_error(-1, "system error") if system_error else code2session(sim, params)
             # WeChat labels this JSON text/plain (§9); clients must parse the text anyway.
             return json_reply(200, data, content_type="text/plain")
+        if path == BILL_PATH:
+            bill, content_type = bills.downloadbill(sim, self.command, body,
+                                                    system_error=system_error)
+            return Reply(200, bill, content_type)
         answer = payapi.handle(
             sim, PAY_HANDLERS[path], self.command, body,
             system_error=system_error,

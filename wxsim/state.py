@@ -183,6 +183,8 @@ class Simulator:
         self.transaction_index: dict[str, str] = {}
         self.refunds: dict[str, Refund] = {}  # out_refund_no -> Refund (unique per merchant)
         self.refund_index: dict[str, str] = {}  # refund_id -> out_refund_no
+        # POST /sim/bills/faults: how the bill of a day (yyyy-MM-dd) disagrees with the ledger.
+        self.bill_faults: dict[str, dict[str, Any]] = {}
         self.requests: Counter[str] = Counter()
         self.connections_accepted = 0
         # The mini-program server API (docs/protocol/miniprogram-server-api.md).

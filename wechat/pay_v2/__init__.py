@@ -4,11 +4,26 @@ The rules it follows are in docs/protocol/wechat-pay-v2.md; a bare §n anywhere 
 package is a section of that note.
 """
 
-from .client import PrepayResult, RefundQuery, RefundResult, TradeQuery, WxPayClient, WxPayConfig
+from .client import (
+    BILL_TYPES,
+    DownloadedBill,
+    PrepayResult,
+    RefundQuery,
+    RefundResult,
+    TradeQuery,
+    WxPayClient,
+    WxPayConfig,
+)
 from .errors import (
     ERROR_CLASSES,
+    BillError,
+    BillNotReady,
+    BillPermissionDenied,
+    BillRequestInvalid,
+    BillUnavailable,
     CertificateError,
     InvalidRequest,
+    NoBill,
     OrderClosed,
     OrderNotExist,
     OrderPaid,
@@ -24,6 +39,7 @@ from .errors import (
     WxPaySignatureError,
     WxPayUnavailable,
     XMLError,
+    bill_error,
     business_error,
 )
 from .refund_notify import decrypt_req_info
@@ -33,13 +49,21 @@ from .xml import MAX_BODY_BYTES, from_xml, to_xml
 
 __all__ = [
     "BEIJING",
+    "BILL_TYPES",
     "ERROR_CLASSES",
     "HMAC_SHA256",
     "MAX_BODY_BYTES",
     "MD5",
     "SIGN_TYPES",
+    "BillError",
+    "BillNotReady",
+    "BillPermissionDenied",
+    "BillRequestInvalid",
+    "BillUnavailable",
     "CertificateError",
+    "DownloadedBill",
     "InvalidRequest",
+    "NoBill",
     "OrderClosed",
     "OrderNotExist",
     "OrderPaid",
@@ -61,6 +85,7 @@ __all__ = [
     "WxPaySignatureError",
     "WxPayUnavailable",
     "XMLError",
+    "bill_error",
     "business_error",
     "decrypt_req_info",
     "format_wx_time",

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+import zlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
+from typing import BinaryIO
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from .errors import (
+    BillError,
     CertificateError,
     WxPayBusinessError,
     WxPayError,
@@ -24,17 +27,22 @@ from .errors import (
     WxPaySignatureError,
     WxPayUnavailable,
     XMLError,
+    bill_error,
     business_error,
 )
 from .signing import MD5, SIGN_TYPES, nonce_str, sign, verify
 from .times import format_wx_time, parse_wx_datetime, parse_wx_time
-from .xml import from_xml, to_xml
+from .xml import MAX_BODY_BYTES, from_xml, to_xml
 
 logger = logging.getLogger("wechat.pay_v2")
 
 _SUCCESS = "SUCCESS"
 _HEADERS = {"Content-Type": "text/xml; charset=utf-8"}
 _POOL_SIZE = 10
+BILL_TYPES = ("ALL", "SUCCESS", "REFUND", "RECHARGE_REFUND")  # never REVOKED (§14.2)
+_GZIP_MAGIC = b"\x1f\x8b"
+_BOM = b"\xef\xbb\xbf"
+_CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,16 @@ class RefundQuery:
     refund_fee: int | None  # fen
     recv_account: str  # refund_recv_accout (sic), e.g. 支付用户零钱
     raw: dict[str, str] = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class DownloadedBill:
+    """A trade bill written to the destination (§14): ``size`` bytes of bill text, already
+    un-gzipped when WeChat sent it gzipped (``gzip``). Read it with
+    ``wechat.bills.iter_trade_bill``."""
+
+    size: int
+    gzip: bool
 
 
 class WxPayClient:
@@ -236,6 +254,46 @@ class WxPayClient:
             raw=answer,
         )
 
+    def download_bill(
+        self,
+        *,
+        bill_date: date,
+        destination: BinaryIO,
+        bill_type: str = "ALL",
+        tar_type: str | None = None,
+    ) -> DownloadedBill:
+        """Download the trade bill of one Beijing day (§14) into ``destination``, streamed.
+
+        The answer is not signed and has no hash (§14.3): success and failure are told apart
+        by its first bytes. Failure XML raises a :class:`BillError` subclass (``NoBill`` for
+        a day without trades) and writes nothing; a transport failure or a cut-off gzip
+        raises WxPayUnavailable, and what was written so far must be thrown away.
+        """
+        if isinstance(bill_date, datetime) or not isinstance(bill_date, date):
+            raise ValueError("bill_date must be a date (a Beijing calendar day)")
+        if bill_type not in BILL_TYPES:
+            raise ValueError(f"bill_type must be one of {BILL_TYPES}")
+        if tar_type not in (None, "GZIP"):
+            raise ValueError('tar_type must be None or "GZIP"')
+        path = "/pay/downloadbill"
+        params = {"bill_date": bill_date.strftime("%Y%m%d"), "bill_type": bill_type,
+                  "tar_type": tar_type}
+        started = time.monotonic()
+        outcome = "error"
+        try:
+            result = self._download(path, self._signed(params), destination)
+            outcome = f"ok size={result.size} gzip={result.gzip}"
+            return result
+        except BillError as exc:
+            outcome = f"{type(exc).__name__}({exc.error_code or '-'})"
+            raise
+        except WxPayError as exc:
+            outcome = type(exc).__name__
+            raise
+        finally:
+            logger.info("wxpay %s bill_date=%s outcome=%s elapsed_ms=%d", path,
+                        params["bill_date"], outcome, (time.monotonic() - started) * 1000)
+
     def jsapi_params(
         self, prepay_id: str, *, timestamp: int | None = None, nonce: str | None = None
     ) -> dict[str, str]:
@@ -323,6 +381,25 @@ class WxPayClient:
         except XMLError as exc:
             raise WxPayUnavailable(f"unparseable answer from {path}: {exc}") from exc
 
+    def _download(
+        self, path: str, request: Mapping[str, object], destination: BinaryIO
+    ) -> DownloadedBill:
+        url = self.config.api_base.rstrip("/") + path
+        try:
+            response = self.session.post(url, data=to_xml(request), headers=_HEADERS,
+                                         timeout=self.config.timeout, stream=True)
+        except requests.RequestException as exc:
+            raise WxPayUnavailable(f"network error calling {path} ({type(exc).__name__})") from exc
+        with response:
+            if response.status_code != 200:
+                raise WxPayUnavailable(f"HTTP status {response.status_code} from {path}")
+            try:
+                return _write_bill(path, response.iter_content(_CHUNK), destination)
+            except requests.RequestException as exc:
+                raise WxPayUnavailable(
+                    f"network error reading {path} ({type(exc).__name__})"
+                ) from exc
+
     def _check(self, answer: dict[str, str]) -> dict[str, str]:
         """Apply the two-level result model (§1) with the signature checked in between."""
         cfg = self.config
@@ -356,6 +433,67 @@ def _pooled_session() -> requests.Session:
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
+
+
+def _write_bill(path: str, chunks: Iterator[bytes], destination: BinaryIO) -> DownloadedBill:
+    """§14.3: ``<xml>`` is a failure, ``1F 8B`` gzip, anything else the bill text."""
+    head = b""
+    for chunk in chunks:  # enough bytes to tell the three kinds apart
+        head += chunk
+        if len(head) >= 64:
+            break
+    if not head:
+        raise WxPayUnavailable(f"empty answer from {path}")
+    if head.removeprefix(_BOM).lstrip().startswith(b"<"):
+        raise _failure(path, head, chunks)
+    if head.startswith(_GZIP_MAGIC):
+        return _gunzip(path, head, chunks, destination)
+    size = 0
+    for chunk in _chain(head, chunks):
+        destination.write(chunk)
+        size += len(chunk)
+    return DownloadedBill(size=size, gzip=False)
+
+
+def _gunzip(
+    path: str, head: bytes, chunks: Iterator[bytes], destination: BinaryIO
+) -> DownloadedBill:
+    inflater = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)  # gzip framing
+    size = 0
+    try:
+        for chunk in _chain(head, chunks):
+            data = inflater.decompress(chunk)
+            destination.write(data)
+            size += len(data)
+        tail = inflater.flush()
+    except zlib.error as exc:
+        raise WxPayUnavailable(f"broken gzip answer from {path}: {exc}") from exc
+    destination.write(tail)
+    size += len(tail)
+    if not inflater.eof:
+        raise WxPayUnavailable(f"truncated gzip answer from {path}")
+    return DownloadedBill(size=size, gzip=True)
+
+
+def _chain(head: bytes, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    yield head
+    yield from chunks
+
+
+def _failure(path: str, head: bytes, chunks: Iterator[bytes]) -> WxPayError:
+    """The failure XML (§14.8): small, never gzipped, never signed; parsed safely (§1)."""
+    body = head
+    for chunk in chunks:
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            return WxPayUnavailable(f"oversized XML answer from {path}")
+    try:
+        answer = from_xml(body.removeprefix(_BOM).strip())
+    except XMLError as exc:
+        return WxPayUnavailable(f"unparseable answer from {path}: {exc}")
+    if answer.get("return_code") != "FAIL":
+        return WxPayUnavailable(f"XML answer from {path} without return_code FAIL")
+    return bill_error(answer.get("return_msg", ""), answer.get("error_code", ""))
 
 
 def _answer_int(answer: Mapping[str, str], name: str) -> int | None:

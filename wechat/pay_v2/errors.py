@@ -145,3 +145,82 @@ ERROR_CLASSES: dict[str, type[WxPayBusinessError]] = {
 def business_error(err_code: str, err_code_des: str = "") -> WxPayBusinessError:
     """Build the typed error for ``err_code``; unknown codes give a plain WxPayBusinessError."""
     return ERROR_CLASSES.get(err_code, WxPayBusinessError)(err_code, err_code_des)
+
+
+class BillError(WxPayProtocolError):
+    """downloadbill answered its failure XML (§14.8): ``return_code=FAIL`` with
+    ``return_msg`` and ``error_code`` (not ``err_code``), unsigned. Nothing was written to
+    the destination. ``retryable`` says whether asking again later is the remedy."""
+
+    retryable: bool = False
+
+    def __init__(self, return_msg: str, error_code: str = "") -> None:
+        super().__init__(return_msg)
+        self.args = (return_msg, error_code)  # both survive pickling
+        self.error_code = error_code
+
+    def __str__(self) -> str:
+        code = f" (error_code {_short(self.error_code)})" if self.error_code else ""
+        return f"WeChat Pay has no bill for us{code}: {_short(self.return_msg)}"
+
+
+class NoBill(BillError):
+    """No Bill Exist (20002): no trade that day. Normal for a quiet day: record an empty
+    statement (after 10:00 the next day; before that the bill may simply not exist yet)."""
+
+
+class BillNotReady(BillError):
+    """Bill Creating: the bill is being generated; ask again later (every 30 minutes)."""
+
+    retryable = True
+
+
+class BillUnavailable(BillError):
+    """System Error (100), 下载失败 (20003, 20100), CompressGZip/UnCompressGZip Error: a
+    passing failure at WeChat; retry later (the gzip ones also without ``tar_type``)."""
+
+    retryable = True
+
+
+class BillPermissionDenied(BillError):
+    """当前商户号账单API权限已经关闭 (20007): the merchant's bill API is switched off;
+    retrying changes nothing until someone turns it on in the merchant platform."""
+
+
+class BillRequestInvalid(BillError):
+    """invalid bill_date / bill_type / tar_type, sign error, data format error, missing
+    parameter (20001): our request is wrong; the same request fails the same way."""
+
+
+_BILL_MESSAGES: dict[str, type[BillError]] = {
+    "no bill exist": NoBill,
+    "bill creating": BillNotReady,
+    "system error": BillUnavailable,
+    "compressgzip error": BillUnavailable,
+    "uncompressgzip error": BillUnavailable,
+    "下载失败": BillUnavailable,
+    "当前商户号账单api权限已经关闭": BillPermissionDenied,
+    "sign error": BillRequestInvalid,
+    "data format error": BillRequestInvalid,
+    "missing parameter": BillRequestInvalid,
+}
+_BILL_CODES: dict[str, type[BillError]] = {
+    "20002": NoBill,
+    "100": BillUnavailable,
+    "20003": BillUnavailable,
+    "20100": BillUnavailable,
+    "20007": BillPermissionDenied,
+    "20001": BillRequestInvalid,
+}
+
+
+def bill_error(return_msg: str, error_code: str = "") -> BillError:
+    """The typed error of a downloadbill failure. The text decides, compared without case
+    (§14.8: docs and server spell them differently); the code only when the text is new."""
+    text = return_msg.strip().lower()
+    kind = _BILL_MESSAGES.get(text)
+    if kind is None and text.startswith("invalid "):
+        kind = BillRequestInvalid
+    if kind is None:
+        kind = _BILL_CODES.get(error_code.strip(), BillError)
+    return kind(return_msg, error_code)
