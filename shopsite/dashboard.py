@@ -2,9 +2,9 @@
 waiting to ship, the latest notifications and a 14-day revenue chart drawn on the server as
 SVG (no script, no CDN).
 
-Three queries whatever the amount of data: revenue by day, the orders to watch (attention
-and to ship, in one), the latest notifications. Days are Beijing days, as WeChat Pay's and
-the shopper's are.
+Four queries whatever the amount of data: revenue by day, the orders to watch (attention
+and to ship, in one), the latest notifications, the latest statement (WeChat's bill).
+Days are Beijing days, as WeChat Pay's and the shopper's are.
 """
 
 from dataclasses import dataclass
@@ -27,6 +27,7 @@ from orders.selectors import SOLD, DayRevenue, order_revenue_by_day, orders_to_w
 from payments.badges import outcome_badge
 from payments.models import PaymentNotification
 from payments.selectors import notifications_latest
+from payments.statements import statement_latest
 
 CHART_DAYS = 14
 WEEK_DAYS = 7
@@ -101,6 +102,16 @@ class Dashboard:
     to_ship: ToShip
     chart: Chart
     notifications: list[NotificationRow] | None  # None: not the user's to see
+    # WeChat's latest trade bill (§10); None when not the user's to see or none imported.
+    statement: "LatestStatement | None" = None
+
+
+@dataclass(frozen=True)
+class LatestStatement:
+    day: date
+    status: str  # as staff read it
+    open_mismatches: int
+    url: str  # its lines
 
 
 def dashboard_for(user: User, *, today: date | None = None) -> Dashboard | None:
@@ -121,6 +132,20 @@ def dashboard_for(user: User, *, today: date | None = None) -> Dashboard | None:
         to_ship=_to_ship(watch.to_ship, watch.oldest_to_ship_paid_at),
         chart=revenue_chart(days, today=today),
         notifications=_notifications() if show_notifications else None,
+        statement=_statement() if user.has_perm("payments.view_statement") else None,
+    )
+
+
+def _statement() -> LatestStatement | None:
+    latest = statement_latest()
+    if latest is None:
+        return None
+    lines = reverse("admin:payments_statementline_changelist")
+    return LatestStatement(
+        day=latest.bill_date,
+        status=latest.get_status_display(),
+        open_mismatches=latest.open_mismatches,
+        url=f"{lines}?{urlencode({'statement__id__exact': latest.pk, 'resolved': 'open'})}",
     )
 
 

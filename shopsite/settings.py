@@ -9,6 +9,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -218,6 +219,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     },
     # Paid orders nearing WeChat's shipping deadline, flagged for staff once.
     "shipping-deadline": {"task": "shipping.tasks.unshipped_orders_flag", "schedule": 600.0},
+    # Yesterday's WeChat Pay trade bill, once WeChat has published it (after 10:00 Beijing
+    # time, docs/INVARIANTS.md §10); idempotent, so a rerun by hand is harmless.
+    "payments-import-statement": {
+        "task": "payments.tasks.import_yesterday_statement",
+        "schedule": crontab(hour=10, minute=30),
+    },
 }
 
 REST_FRAMEWORK = {

@@ -204,3 +204,60 @@ def is_postgres() -> bool:
     from django.db import connection
 
     return connection.vendor == "postgresql"
+
+
+# -- trade bills (docs/protocol/wechat-pay-v2.md §14.4-§14.6) -----------------------------------
+
+BILL_HEADER = (
+    "交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,"
+    "交易状态,付款银行,货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,"
+    "充值券退款金额,退款类型,退款状态,商品名称,商户数据包,手续费,费率,订单金额,申请退款金额,费率备注"
+)
+BILL_SUMMARY_HEADER = (
+    "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额"
+)
+
+
+def _yuan(fen: int) -> str:
+    return f"{fen // 100}.{fen % 100:02d}"
+
+
+def bill_payment(out_trade_no: str, transaction_id: str, fen: int,
+                 when: str = "2026-11-27 10:30:15") -> tuple[str, int, int]:
+    """A payment row of a bill (§14.5), with what it adds to the summary."""
+    values = [when, settings.WECHAT_APPID, settings.WECHAT_MCH_ID, "0", "", transaction_id,
+              out_trade_no, "o-test-openid", "JSAPI", "SUCCESS", "CMC", "CNY", _yuan(fen),
+              "0.00", "0", "0", "0.00", "0.00", "", "", "Tea", "", "0.00000", "0.60%",
+              _yuan(fen), "0.00", ""]
+    return ",".join("`" + v for v in values), fen, 0
+
+
+def bill_refund(out_trade_no: str, transaction_id: str, out_refund_no: str, fen: int,
+                status: str = "SUCCESS", when: str = "2026-11-27 12:00:05") -> tuple[str, int, int]:
+    """A refund row of a bill (§14.5, §14.7)."""
+    values = [when, settings.WECHAT_APPID, settings.WECHAT_MCH_ID, "0", "", transaction_id,
+              out_trade_no, "o-test-openid", "JSAPI", "REFUND", "CMC", "CNY", "0.00", "0.00",
+              refund_id_for(out_refund_no), out_refund_no, _yuan(fen), "0.00", "ORIGINAL", status,
+              "Tea", "", "0.00000", "0.60%", "0.00", _yuan(fen), ""]
+    return ",".join("`" + v for v in values), 0, fen
+
+
+def trade_bill(*rows: tuple[str, int, int] | str, summary: str | None = None) -> bytes:
+    """A bill file as WeChat serves it: BOM, CRLF, header, rows, the summary of the rows
+    (or ``summary`` as given). A plain string row is put in as it is (an unreadable line)."""
+    lines = [r if isinstance(r, str) else r[0] for r in rows]
+    paid = sum(r[1] for r in rows if not isinstance(r, str))
+    refunded = sum(r[2] for r in rows if not isinstance(r, str))
+    summary = summary or ",".join(
+        "`" + v
+        for v in (str(len(rows)), _yuan(paid), _yuan(refunded), "0.00", "0.00000", _yuan(paid),
+                  _yuan(refunded))
+    )
+    text = "".join(line + "\r\n" for line in [BILL_HEADER, *lines, BILL_SUMMARY_HEADER, summary])
+    return b"\xef\xbb\xbf" + text.encode("utf-8")
+
+
+NO_BILL = (
+    b"<xml><return_code><![CDATA[FAIL]]></return_code>"
+    b"<return_msg><![CDATA[No Bill Exist]]></return_msg><error_code>20002</error_code></xml>"
+)

@@ -3,5 +3,12 @@ order page with its refunds, notifications and WeChat actions."""
 
 from payments.admin.ledger import PaymentNotificationAdmin, RefundAdmin
 from payments.admin.order import ShopOrderAdmin
+from payments.admin.statements import StatementAdmin, StatementLineAdmin
 
-__all__ = ["PaymentNotificationAdmin", "RefundAdmin", "ShopOrderAdmin"]
+__all__ = [
+    "PaymentNotificationAdmin",
+    "RefundAdmin",
+    "ShopOrderAdmin",
+    "StatementAdmin",
+    "StatementLineAdmin",
+]

@@ -97,3 +97,33 @@ def waiting_orders(shopper, products, wxpay):
     """Five unpaid orders ten minutes old, which WeChat says are not paid yet."""
     wxpay.path_fields["/pay/orderquery"] = {"trade_state": "NOTPAY"}
     return [make_order(shopper, products, n=10 + i, prepay_id=f"wx{i}") for i in range(5)]
+
+
+@pytest.fixture
+def wxbill(http_mock):
+    """``/pay/downloadbill`` behind ``responses``: checks the request's signature and serves
+    ``wxbill.body`` (a bill from ``tests.factories.trade_bill``, or ``NO_BILL``); set
+    ``wxbill.status`` for an HTTP failure. ``wxbill.requests`` holds what was asked."""
+    import types
+
+    import responses
+    from django.conf import settings
+
+    from tests.factories import NO_BILL
+    from tests.wx import wx_parse, wx_sign
+
+    fake = types.SimpleNamespace(body=NO_BILL, status=200, requests=[])
+
+    def answer(request):
+        fields = wx_parse(request.body)
+        sign_type = fields.get("sign_type", "MD5")
+        assert fields["sign"] == wx_sign(fields, settings.WECHAT_MCH_KEY, sign_type), "bad sign"
+        fake.requests.append(fields)
+        if fake.status != 200:
+            return (fake.status, {}, "<html>upstream error</html>")
+        return (200, {"Content-Type": "text/plain"}, fake.body)
+
+    http_mock.add_callback(
+        responses.POST, settings.WECHAT_PAY_API_BASE + "/pay/downloadbill", callback=answer
+    )
+    return fake

@@ -1,0 +1,415 @@
+"""WeChat's daily trade bill: download, keep, match against our books (docs/INVARIANTS.md §10).
+
+``statement_import`` downloads one Beijing day's bill into a temporary file (streamed, never
+whole in memory, SHA-256 computed while it is written), outside any transaction. Then, in
+one transaction: the raw file is kept in Django's default storage, one ``StatementLine`` per
+bill line is inserted in batches, and the lines are matched against orders and refunds with
+a fixed number of set-based UPDATEs — never a query per line or a Python loop over orders —
+so an import costs the same number of queries for 10 lines or 100,000.
+
+Importing the same file again changes nothing (same day, API and hash); a corrected file is
+a new statement and the previous one points at it; a day WeChat has no bill for is an
+``empty`` statement, recorded once. The facts on the file are in
+docs/protocol/wechat-pay-v2.md §14 (a bare §n below is a section of it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import BinaryIO
+
+from django.core.files import File
+from django.db import IntegrityError, models, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.functions import Cast, Coalesce, Concat
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from core.money import yuan
+from core.times import shop_timezone
+from orders.models import Order
+from payments.models import Refund, Statement, StatementLine
+from payments.services import payment_client
+from wechat.bills import BillLine, BillLineError, BillSummary, iter_trade_bill
+from wechat.pay_v2 import NoBill
+
+logger = logging.getLogger(__name__)
+
+# Lines inserted per INSERT (the backend may split further: SQLite allows 999 parameters).
+BATCH_SIZE = 2000
+# The bill's 交易状态 of a payment row and of a refund row (§14.7).
+PAID = "SUCCESS"
+REFUNDED = "REFUND"
+# 退款状态 of a refund WeChat made (§14.5).
+REFUND_SUCCESS = "SUCCESS"
+# What WeChat's refund status in the bill (a snapshot at generation) contradicts here.
+REFUND_NOT_MADE_HERE = (Refund.Status.FAILED, Refund.Status.CLOSED)
+UNREADABLE = "unreadable line"
+_CHUNK = 64 * 1024
+
+Mismatch = StatementLine.Mismatch
+
+
+class StatementOutcome(models.TextChoices):
+    IMPORTED = "imported", _("Imported")
+    UNCHANGED = "unchanged", _("Already imported: the same file")
+    REPLACED = "replaced", _("Imported: replaces an earlier bill of the day")
+    EMPTY = "empty", _("No bill for this day")
+
+
+@dataclass(frozen=True)
+class StatementResult:
+    statement: Statement
+    created: bool
+    outcome: StatementOutcome
+
+
+class _HashingWriter:
+    """The destination the client streams the bill into: the temporary file, hashed on the
+    way (SHA-256 of exactly the bytes kept)."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self.file = file
+        self.sha256 = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        return self.file.write(data)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def writable(self) -> bool:
+        return True
+
+
+def statement_import(*, bill_date: date) -> StatementResult:
+    """Import one Beijing day's v2 trade bill and match it (docs/INVARIANTS.md §10).
+
+    Raises ``WxPayError`` (other than ``NoBill``) when WeChat refuses or is unavailable;
+    nothing is written then, and running it again later is safe.
+    """
+    # All orders are v2 today. The v3 path (wechat.pay_v3: trade_bill + download_bill,
+    # SHA1 checked, wechat_hash kept) plugs in here with ApiVersion.V3 once orders record
+    # their API version (docs/INVARIANTS.md §9).
+    version = Statement.ApiVersion.V2
+    with tempfile.TemporaryFile() as tmp:
+        writer = _HashingWriter(tmp)
+        try:
+            # WeChat is called here, before any transaction: nothing is locked meanwhile.
+            payment_client().download_bill(bill_date=bill_date, destination=writer)
+        except NoBill:
+            return _record_empty(bill_date, version)
+        return _record_bill(bill_date, version, tmp, writer.sha256.hexdigest())
+
+
+def _record_empty(bill_date: date, version: str) -> StatementResult:
+    statement, created = Statement.objects.get_or_create(
+        bill_date=bill_date,
+        api_version=version,
+        file_sha256="",
+        defaults={"status": Statement.Status.EMPTY, "detail": str(_("WeChat has no bill."))},
+    )
+    return StatementResult(statement, created, StatementOutcome.EMPTY)
+
+
+def _record_bill(bill_date: date, version: str, tmp: BinaryIO, sha256: str) -> StatementResult:
+    same = {"bill_date": bill_date, "api_version": version}
+    existing = Statement.objects.filter(**same, file_sha256=sha256).first()
+    if existing is not None:
+        return StatementResult(existing, False, StatementOutcome.UNCHANGED)
+    tmp.seek(0)
+    statement = Statement(**same, file_sha256=sha256, status=Statement.Status.MATCHED)
+    # Storage is no part of the transaction: a file whose row rolls back is an orphan,
+    # never a row without its file.
+    statement.file.save(f"{bill_date:%Y%m%d}-{version}-{sha256[:16]}.csv", File(tmp), save=False)
+    tmp.seek(0)
+    try:
+        with transaction.atomic():
+            statement.save()
+            summary, bill_lines = _insert_lines(statement, tmp)
+            _match(statement, bill_date, bill_lines, summary)
+            replaced = (
+                Statement.objects.filter(**same)
+                .exclude(pk=statement.pk)
+                .exclude(status=Statement.Status.SUPERSEDED)
+                .update(status=Statement.Status.SUPERSEDED, superseded_by=statement)
+            )
+    except IntegrityError:
+        # Another import of the same file committed first.
+        statement.file.delete(save=False)
+        existing = Statement.objects.filter(**same, file_sha256=sha256).first()
+        if existing is None:
+            raise
+        return StatementResult(existing, False, StatementOutcome.UNCHANGED)
+    outcome = StatementOutcome.REPLACED if replaced else StatementOutcome.IMPORTED
+    return StatementResult(statement, True, outcome)
+
+
+def _line_from(statement: Statement, item: BillLine | BillLineError) -> StatementLine:
+    if isinstance(item, BillLineError):
+        # Kept and flagged, never a reason to stop: staff see the raw text.
+        return StatementLine(
+            statement=statement,
+            line_no=item.line_no,
+            mismatch=Mismatch.UNKNOWN_ORDER,
+            mismatch_detail=f"{UNREADABLE}: {item.reason}\n{item.raw[:500]}",
+        )
+    return StatementLine(
+        statement=statement,
+        line_no=item.line_no,
+        trade_time=item.trade_time,
+        out_trade_no=_id(item.out_trade_no),
+        transaction_id=_id(item.transaction_id),
+        trade_state=item.trade_state,
+        total_fee=item.total_fee,
+        out_refund_no=_id(item.out_refund_no),
+        wechat_refund_id=_id(item.wechat_refund_id),
+        refund_fee=item.refund_fee,
+        refund_status=item.refund_status,
+        fee=item.fee,
+    )
+
+
+def _id(value: str) -> str:
+    # A payment row has "0" in the refund id columns (§14.5).
+    return "" if value in ("", "0") else value
+
+
+def _insert_lines(statement: Statement, stream: BinaryIO) -> tuple[BillSummary, int]:
+    batch: list[StatementLine] = []
+    summary: BillSummary | None = None
+    last = 0
+    for item in iter_trade_bill(stream):
+        if isinstance(item, BillSummary):
+            summary = item
+            continue
+        batch.append(_line_from(statement, item))
+        last = max(last, item.line_no)
+        if len(batch) >= BATCH_SIZE:
+            StatementLine.objects.bulk_create(batch)
+            batch = []
+    if batch:
+        StatementLine.objects.bulk_create(batch)
+    if summary is None:  # the parser refuses a bill without one; never import it half
+        raise ValueError("trade bill without its summary: truncated download")
+    return summary, last
+
+
+def _beijing_day(day: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time.min, tzinfo=shop_timezone())
+    return start, datetime.combine(day + timedelta(days=1), time.min, tzinfo=shop_timezone())
+
+
+def _match(statement: Statement, bill_date: date, last_line: int, summary: BillSummary) -> None:
+    """Link lines to orders and refunds and flag what differs, in set operations."""
+    lines = StatementLine.objects.filter(statement=statement)
+    lines.exclude(out_trade_no="").update(
+        order_id=Subquery(
+            Order.objects.filter(out_trade_no=OuterRef("out_trade_no")).values("pk")[:1]
+        )
+    )
+    lines.exclude(out_refund_no="").update(
+        refund_id=Subquery(
+            Refund.objects.filter(out_refund_no=OuterRef("out_refund_no")).values("pk")[:1]
+        )
+    )
+    open_lines = lines.filter(mismatch="")
+    payments = open_lines.filter(trade_state=PAID)
+    payments.filter(order__isnull=True).update(
+        mismatch=Mismatch.UNKNOWN_ORDER, mismatch_detail="no order with this number here"
+    )
+    no_payment_here = Q(order__transaction_id__isnull=True) | Q(order__transaction_id="")
+    payments.filter(order__isnull=False).filter(no_payment_here).update(
+        mismatch=Mismatch.NOT_PAID_HERE,
+        mismatch_detail="WeChat took the money; no payment is recorded here "
+        "(a lost notify reconcile did not catch)",
+    )
+    payments.filter(order__isnull=False).exclude(no_payment_here).exclude(
+        order__transaction_id=F("transaction_id")
+    ).update(
+        mismatch=Mismatch.NOT_PAID_HERE,
+        mismatch_detail="the order is paid here with another WeChat transaction",
+    )
+    recorded = Coalesce(F("order__paid_fee"), F("order__total_fee"))
+    payments.filter(order__isnull=False).exclude(total_fee=recorded).update(
+        mismatch=Mismatch.AMOUNT,
+        mismatch_detail=Concat(
+            Value("WeChat "),
+            Cast("total_fee", models.CharField()),
+            Value(" fen, recorded here "),
+            Cast(_order_value(Coalesce("paid_fee", "total_fee")), models.CharField()),
+            Value(" fen"),
+        ),
+    )
+    refunds = open_lines.filter(trade_state=REFUNDED)
+    refunds.filter(refund__isnull=True).update(
+        mismatch=Mismatch.REFUND_UNKNOWN,
+        mismatch_detail="no refund with this number here (made in the merchant platform?)",
+    )
+    refunds.filter(refund__isnull=False).exclude(refund_fee=F("refund__refund_fee")).update(
+        mismatch=Mismatch.REFUND_AMOUNT,
+        mismatch_detail=Concat(
+            Value("WeChat "),
+            Cast("refund_fee", models.CharField()),
+            Value(" fen, recorded here "),
+            Cast(
+                Subquery(Refund.objects.filter(pk=OuterRef("refund_id")).values("refund_fee")[:1]),
+                models.CharField(),
+            ),
+            Value(" fen"),
+        ),
+    )
+    refunds.filter(
+        refund__isnull=False, refund_status=REFUND_SUCCESS, refund__status__in=REFUND_NOT_MADE_HERE
+    ).update(
+        mismatch=Mismatch.REFUND_STATE,
+        mismatch_detail="WeChat's bill says refunded; here the refund failed or was closed",
+    )
+    day = _beijing_day(bill_date)
+    _add_paid_here_only(statement, lines, day, last_line)
+    _summarise(statement, lines, day, last_line, summary)
+
+
+def _order_value(expression) -> Subquery:
+    return Subquery(
+        Order.objects.filter(pk=OuterRef("order_id")).annotate(v=expression).values("v")[:1]
+    )
+
+
+def _add_paid_here_only(statement, lines, day, last_line: int) -> None:
+    """Orders paid here that day with no payment line in the bill: one line each, after
+    the bill's own, made from one query."""
+    missing = (
+        Order.objects.filter(paid_at__gte=day[0], paid_at__lt=day[1], transaction_id__isnull=False)
+        .exclude(transaction_id="")
+        .exclude(Exists(lines.filter(trade_state=PAID, order_id=OuterRef("pk"))))
+        .annotate(recorded=Coalesce("paid_fee", "total_fee"))
+        .order_by("paid_at", "pk")
+        .values_list("pk", "out_trade_no", "transaction_id", "paid_at", "recorded")
+    )
+    extra = [
+        StatementLine(
+            statement=statement,
+            line_no=last_line + n,
+            trade_time=paid_at,
+            out_trade_no=out_trade_no,
+            transaction_id=transaction_id,
+            order_id=pk,
+            mismatch=Mismatch.NOT_PAID_AT_WECHAT,
+            mismatch_detail=f"paid here ({recorded} fen); not in WeChat's bill",
+        )
+        for n, (pk, out_trade_no, transaction_id, paid_at, recorded) in enumerate(
+            missing.iterator(), start=1
+        )
+    ]
+    StatementLine.objects.bulk_create(extra, batch_size=BATCH_SIZE)
+
+
+def _summarise(statement, lines, day, last_line: int, summary: BillSummary) -> None:
+    bill = lines.filter(line_no__lte=last_line).aggregate(
+        count=Count("pk"),
+        # As WeChat sums them (§14.6): every detail line, refund rows holding 0.
+        paid=Coalesce(Sum("total_fee"), 0),
+        refunded=Coalesce(Sum("refund_fee"), 0),
+        fee=Coalesce(Sum("fee"), 0),
+        mismatches=Count("pk", filter=~Q(mismatch="")),
+    )
+    mismatches = bill["mismatches"] + lines.filter(line_no__gt=last_line).count()
+    books = (
+        Order.objects.filter(paid_at__gte=day[0], paid_at__lt=day[1], transaction_id__isnull=False)
+        .exclude(transaction_id="")
+        .aggregate(count=Count("pk"), paid=Coalesce(Sum(Coalesce("paid_fee", "total_fee")), 0))
+    )
+    differs = [
+        name
+        for name, ours, theirs in (
+            ("trades", bill["count"], summary.trade_count),
+            ("paid", bill["paid"], summary.paid_total),
+            ("refunded", bill["refunded"], summary.refund_total),
+        )
+        if ours != theirs
+    ]
+    detail = [
+        f"Bill summary: {summary.trade_count} trades, paid {yuan(summary.paid_total)}, "
+        f"refunded {yuan(summary.refund_total)}, fees {yuan(summary.fee_total)}.",
+        f"Lines add up to: {bill['count']} lines, paid {yuan(bill['paid'])}, "
+        f"refunded {yuan(bill['refunded'])}, fees {yuan(bill['fee'])}.",
+        f"Our books: {books['count']} payments that day, {yuan(books['paid'])}.",
+    ]
+    if differs:
+        detail.append("The summary does not match its lines: " + ", ".join(differs) + ".")
+    statement.trade_count = summary.trade_count
+    statement.paid_total = summary.paid_total
+    statement.refund_total = summary.refund_total
+    statement.fee_total = summary.fee_total
+    statement.mismatch_count = mismatches
+    statement.status = (
+        Statement.Status.MISMATCHED if mismatches or differs else Statement.Status.MATCHED
+    )
+    statement.detail = "\n".join(detail)
+    statement.save(
+        update_fields=[
+            "trade_count",
+            "paid_total",
+            "refund_total",
+            "fee_total",
+            "mismatch_count",
+            "status",
+            "detail",
+        ]
+    )
+
+
+def statement_mismatches(*, statement: Statement) -> dict[str, int]:
+    """Open mismatching lines of a statement by kind (one query)."""
+    rows = (
+        StatementLine.objects.filter(statement=statement, resolved_at__isnull=True)
+        .exclude(mismatch="")
+        .values("mismatch")
+        .annotate(n=Count("pk"))
+        .order_by("mismatch")
+    )
+    return {row["mismatch"]: row["n"] for row in rows}
+
+
+class LinesAlreadyResolved(Exception):
+    """Some of the lines were resolved meanwhile (a stale or resubmitted form): nothing was
+    changed, so a line is never resolved twice or with two notes."""
+
+    def __init__(self, line_nos: list[int]):
+        super().__init__(f"already resolved: {line_nos}")
+        self.line_nos = line_nos
+
+
+def statement_lines_resolve(*, line_ids: list[int], user, note: str) -> int:
+    """Mark open mismatching lines resolved by ``user`` with ``note``; all or none.
+
+    Raises ``LinesAlreadyResolved`` when any of them is resolved already. Returns how many
+    were resolved.
+    """
+    if not note.strip():
+        raise ValueError("a resolution note is required")
+    with transaction.atomic():
+        lines = StatementLine.objects.select_for_update().filter(pk__in=line_ids)
+        done = sorted(lines.filter(resolved_at__isnull=False).values_list("line_no", flat=True))
+        if done:
+            raise LinesAlreadyResolved(done)
+        return lines.exclude(mismatch="").update(
+            resolved_at=timezone.now(), resolved_by=user, resolution_note=note.strip()
+        )
+
+
+def statement_latest() -> Statement | None:
+    """The latest bill still in force, with ``open_mismatches`` (one query: the dashboard)."""
+    open_line = ~Q(lines__mismatch="") & Q(lines__resolved_at__isnull=True)
+    return (
+        Statement.objects.exclude(status=Statement.Status.SUPERSEDED)
+        .annotate(open_mismatches=Count("lines", filter=open_line))
+        .order_by("-bill_date", "-pk")
+        .first()
+    )
