@@ -326,6 +326,7 @@ class StatementLine(models.Model):
         REFUND_UNKNOWN = "refund_unknown", _("Refund unknown here")
         REFUND_AMOUNT = "refund_amount", _("Refund amount differs")
         REFUND_STATE = "refund_state", _("Refund state differs")
+        UNREADABLE = "unreadable", _("Line could not be read")
 
     statement = models.ForeignKey(
         Statement, on_delete=models.CASCADE, related_name="lines", verbose_name=_("statement")

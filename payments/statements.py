@@ -156,7 +156,7 @@ def _line_from(statement: Statement, item: BillLine | BillLineError) -> Statemen
         return StatementLine(
             statement=statement,
             line_no=item.line_no,
-            mismatch=Mismatch.UNKNOWN_ORDER,
+            mismatch=Mismatch.UNREADABLE,
             mismatch_detail=f"{UNREADABLE}: {item.reason}\n{item.raw[:500]}",
         )
     return StatementLine(

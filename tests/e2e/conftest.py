@@ -253,3 +253,28 @@ def own_redis_phone(own_queue_stack, fresh_sim, transactional_db) -> MiniProgram
     app = MiniProgram(own_queue_stack.servers[0].url, fresh_sim)
     app.login()
     return app
+
+
+# -- WeChat's daily bill (test_statements.py) ---------------------------------------------------
+
+
+@pytest.fixture
+def import_statement(shop, tmp_path, transactional_db):
+    """``import_statement(day)``: ``manage.py import_statement --date <day>`` as its own
+    process in the server's environment, the bill files kept under this test's folder."""
+    import subprocess
+    import sys
+
+    from demo.stack import ROOT
+
+    def run(day) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "manage.py", "import_statement", "--date", str(day)],
+            cwd=ROOT,
+            env={**shop.env(), "MEDIA_ROOT": str(tmp_path / "media")},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    return run

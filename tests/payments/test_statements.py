@@ -204,6 +204,7 @@ def test_an_unreadable_line_is_kept_and_flagged_the_rest_imported(db, products, 
 
     lines = list(statement.lines.order_by("line_no"))
     assert [line.order_id for line in lines] == [first.pk, None, second.pk]
+    assert [line.mismatch for line in lines] == ["", StatementLine.Mismatch.UNREADABLE, ""]
     assert lines[1].mismatch_detail.startswith("unreadable line")
     assert "`broken,`line" in lines[1].mismatch_detail
     assert statement.mismatch_count == 1
