@@ -173,6 +173,11 @@ ORDER_COLUMNS = ["run", "requests", "rps", "p50_ms", "p99_ms", "errors"]
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--statements"]:
+        # Its own run (bench/statements.py): one database, no servers.
+        from bench import statements
+
+        return statements.main(argv[1:])
     options = parse_args(argv)
     began = time.monotonic()
     log_dir = Path(tempfile.mkdtemp(prefix="wxshop-bench-"))

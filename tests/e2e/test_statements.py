@@ -102,3 +102,68 @@ def test_a_bad_date_exits_non_zero_and_records_nothing(import_statement):
     assert run.returncode != 0
     assert "is not a date" in run.stderr
     assert not Statement.objects.exists()
+
+
+def test_the_days_disagreements_are_flagged_and_nothing_else(
+    phone, tea, fresh_sim, import_statement
+):
+    """The issue's "done when": a payment whose notify was lost, an amount WeChat's bill
+    states otherwise, a refund made outside the shop, next to one plain payment."""
+
+    def paid(*, notify_lost: bool = False) -> Order:
+        placed = phone.order([{"product_id": tea.pk, "quantity": 1}])
+        phone.request_payment(placed["payment"])
+        if notify_lost:
+            # The simulator took the money; the notify never came, and no reconcile ran.
+            assert phone.wait_for_status(placed["out_trade_no"], timeout=1)["status"] == "unpaid"
+        else:
+            assert phone.wait_for_status(placed["out_trade_no"])["status"] == "paid"
+        return Order.objects.get(out_trade_no=placed["out_trade_no"])
+
+    plain = paid()
+    altered = paid()
+    refunded_elsewhere = paid()
+    fresh_sim.control("POST", "/sim/faults", {"notify": "drop", "count": 1})
+    lost = paid(notify_lost=True)
+    days = {
+        fresh_sim.control("GET", f"/sim/trades/{order.out_trade_no}").json()["time_end"][:8]
+        for order in (plain, altered, refunded_elsewhere, lost)
+    }
+    assert len(days) == 1, days
+    (bill_day,) = days
+    day = date(int(bill_day[:4]), int(bill_day[4:6]), int(bill_day[6:8]))
+    fresh_sim.control(
+        "POST",
+        "/sim/bills/faults",
+        {
+            "date": bill_day,
+            "amount": {altered.out_trade_no: altered.total_fee + 100},
+            "extra_refund": {
+                "out_trade_no": refunded_elsewhere.out_trade_no,
+                "refund_fee": 1000,
+                "out_refund_no": "MCHPLATFORM0001",
+            },
+        },
+    )
+
+    run = import_statement(day)
+
+    assert run.returncode == 0, run.stderr
+    statement = Statement.objects.get()
+    assert statement.status == Statement.Status.MISMATCHED
+    assert statement.mismatch_count == 3
+    flagged = sorted(
+        (line.order_id, line.out_refund_no, line.mismatch)
+        for line in statement.lines.exclude(mismatch="")
+    )
+    assert flagged == sorted(
+        [
+            (lost.pk, "", StatementLine.Mismatch.NOT_PAID_HERE),
+            (altered.pk, "", StatementLine.Mismatch.AMOUNT),
+            (refunded_elsewhere.pk, "MCHPLATFORM0001", StatementLine.Mismatch.REFUND_UNKNOWN),
+        ]
+    )
+    # The two other lines: the payments of the plain order and of the one refunded elsewhere.
+    matched = statement.lines.filter(mismatch="").values_list("order_id", flat=True)
+    assert sorted(matched) == sorted([plain.pk, refunded_elsewhere.pk])
+    assert "3 open mismatches" in run.stdout
