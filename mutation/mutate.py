@@ -1,0 +1,302 @@
+"""Mutation testing of the money path with mutmut: `make mutate`, `make mutate-changed`.
+
+    python mutation/mutate.py                  every money-path file; on success, records HEAD
+                                               in mutation/baseline
+    python mutation/mutate.py --changed        only the money-path files that differ from the
+                                               commit in mutation/baseline (CI)
+    python mutation/mutate.py FILE ...         only these money-path files (measuring, iterating)
+
+The money path is `[tool.mutmut] only_mutate` in pyproject.toml: the one list, read here.
+Each file must keep a score (killed ÷ mutants) of at least THRESHOLD percent, else the
+run fails and names every survivor with its diff. Equivalent mutants are not counted: they
+carry `# pragma: no mutate` on their line with the reason (docs/RELIABILITY.md).
+
+mutmut copies the project into mutants/ (git-ignored), rewrites the listed files there with
+every mutant behind a switch, and for each mutant forks a worker that runs only the tests
+that call the mutated function. `--max-children` (default 1, or MUTATE_CHILDREN) is how many
+workers run at once.
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BASELINE = ROOT / "mutation" / "baseline"
+THRESHOLD = 95.0
+MUTMUT_VERSION = "3.8.1"
+
+# mutmut leaves out every decorated function but @staticmethod/@classmethod, because some
+# decorators run side effects or cache results when its trampoline copies the function
+# (github.com/boxed/mutmut/issues/387). On the money path that would hide payment_prepare,
+# the notify entry points, refund_submit, order_close, order_reconcile and the order
+# transaction. These two decorators are safe to copy: sensitive_variables() only marks
+# frames for error reports, transaction.atomic on a copy nests a savepoint in the
+# trampoline's transaction. Never lru_cache (a cached answer would hide the mutant) or
+# property (the trampoline needs a plain function).
+SAFE_DECORATORS = frozenset({"sensitive_variables", "atomic"})
+
+
+def _decorator_name(expression) -> str:
+    """`sensitive_variables` for `@sensitive_variables()`, `atomic` for `@transaction.atomic`."""
+    import libcst as cst
+
+    while isinstance(expression, cst.Call):
+        expression = expression.func
+    if isinstance(expression, cst.Attribute):
+        return expression.attr.value
+    return getattr(expression, "value", "")
+
+
+def _mutate_safely_decorated_functions() -> None:
+    """Let mutmut mutate functions whose decorators are all in SAFE_DECORATORS."""
+    import libcst as cst
+    from libcst.metadata import PositionProvider
+    from mutmut.mutation.file_mutation import MutationVisitor
+
+    skip = MutationVisitor._skip_node_and_children
+
+    def skip_unless_safely_decorated(self, node):
+        if not (
+            isinstance(node, cst.FunctionDef)
+            and node.decorators
+            and all(_decorator_name(d.decorator) in SAFE_DECORATORS for d in node.decorators)
+        ):
+            return skip(self, node)
+        # `# pragma: no mutate block` on the def line still leaves the whole function out.
+        position = self.get_metadata(PositionProvider, node, None)
+        if position and position.start.line in self._ignored_node_lines:
+            self.ignored_functions.add(node.name.value)
+            return True
+        # Judged as the same function without its decorators; the decorators themselves
+        # are still never mutated (they run at import).
+        return skip(self, node.with_changes(decorators=()))
+
+    MutationVisitor._skip_node_and_children = skip_unless_safely_decorated
+
+
+def _one_test_database_per_worker() -> dict[str, str]:
+    """Each mutant's worker gets a test database of its own, copied from the first one.
+
+    `--reuse-db` (pyproject.toml) keeps the SQLite test database that mutmut's first,
+    in-process test runs migrate (the template), so a worker forked for a mutant starts in
+    half a second instead of migrating again. Each worker gets a fresh copy: workers running
+    side by side never share a file, and rows left by a worker killed mid-test never reach
+    the next one. Without a template a worker migrates a database of its own.
+    """
+    state: dict[str, str] = {}
+
+    def before() -> None:
+        django_db = sys.modules.get("django.db")
+        if django_db is None or "template" in state:
+            return
+        name = django_db.connections["default"].settings_dict.get("TEST", {}).get("NAME") or ""
+        if name.endswith(".sqlite3"):
+            state["template"] = name
+
+    def in_worker() -> None:
+        template = state.get("template")
+        if template:
+            own = f"{template.removesuffix('.sqlite3')}-{os.getpid()}.sqlite3"
+            if os.path.exists(template):
+                shutil.copyfile(template, own)
+            connections = sys.modules["django.db"].connections
+            connections["default"].settings_dict["TEST"]["NAME"] = own
+
+    def in_mutmut() -> None:
+        template = state.get("template")
+        if template:
+            _remove_worker_databases(template, only_finished=True)
+
+    os.register_at_fork(before=before, after_in_child=in_worker, after_in_parent=in_mutmut)
+    return state
+
+
+def _remove_worker_databases(template: str, *, only_finished: bool) -> None:
+    folder, stem = Path(template).parent, Path(template).stem
+    for own in [*folder.glob(f"{stem}-*.sqlite3"), *folder.glob(f"{stem}-*.sqlite3-journal")]:
+        pid = int(own.name.removesuffix("-journal").removesuffix(".sqlite3").rpartition("-")[2])
+        if only_finished:
+            try:
+                os.kill(pid, 0)
+                continue  # still running
+            except ProcessLookupError:
+                pass
+        own.unlink(missing_ok=True)
+
+
+def _quiet_progress() -> None:
+    """mutmut redraws a spinner many times a second; a log gets a line a minute."""
+    import mutmut.__main__
+    import mutmut.stats
+
+    last = [0.0]
+
+    def print_status(text: str, *, force_output: bool = False) -> None:
+        now = time.monotonic()
+        if force_output or now - last[0] >= 60:
+            last[0] = now
+            print(f"  {text}", file=sys.__stdout__, flush=True)
+
+    mutmut.__main__.print_status = print_status
+    mutmut.stats.print_status = print_status
+
+
+def money_path() -> list[str]:
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        return list(tomllib.load(f)["tool"]["mutmut"]["only_mutate"])
+
+
+def git(*args: str) -> str:
+    # git from PATH, with fixed arguments and a commit hash read from our own file.
+    return subprocess.run(  # noqa: S603
+        ["git", *args],  # noqa: S607
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+def changed_since_baseline(files: list[str]) -> tuple[str, list[str]]:
+    """The baseline commit and the money-path files that differ from it (committed or not).
+
+    No baseline, or one this clone does not have: every file, since nothing can be trusted.
+    """
+    base = BASELINE.read_text().strip() if BASELINE.exists() else ""
+    if not base:
+        print("mutate: no mutation/baseline yet: every money-path file counts as changed")
+        return "", files
+    try:
+        git("cat-file", "-e", f"{base}^{{commit}}")
+    except subprocess.CalledProcessError:
+        print(f"mutate: baseline {base} is not in this clone: every money-path file counts")
+        return base, files
+    changed = set(git("diff", "--name-only", base, "--", *files).splitlines())
+    return base, [f for f in files if f in changed]
+
+
+def run_mutmut(files: list[str], max_children: int) -> None:
+    import mutmut
+    from mutmut.__main__ import cli
+    from mutmut.configuration import config
+
+    if mutmut.__version__ != MUTMUT_VERSION:
+        sys.exit(
+            f"mutate: mutmut {mutmut.__version__} is installed, this script knows {MUTMUT_VERSION} "
+            "(requirements.txt): check _mutate_safely_decorated_functions against it"
+        )
+    _mutate_safely_decorated_functions()
+    _quiet_progress()
+    databases = _one_test_database_per_worker()
+    config().only_mutate = files
+    # A fresh copy every run: results that decide CI and the baseline never come from a
+    # stale mutants/ tree.
+    shutil.rmtree(ROOT / "mutants", ignore_errors=True)
+    try:
+        cli.main(["run", "--max-children", str(max_children)], standalone_mode=False)
+    except SystemExit as exc:
+        if exc.code:
+            sys.exit(f"mutate: mutmut stopped (exit {exc.code}): the tests fail without mutants?")
+    finally:
+        template = databases.get("template")
+        if template:
+            _remove_worker_databases(template, only_finished=False)
+            Path(template).unlink(missing_ok=True)
+            Path(template + "-journal").unlink(missing_ok=True)
+
+
+def scores(files: list[str]) -> list[dict]:
+    from mutmut.mutation.data import SourceFileMutationData
+    from mutmut.stats import status_by_exit_code
+
+    rows = []
+    for path in files:
+        data = SourceFileMutationData(path=Path(path))
+        data.load()
+        by_status: dict[str, list[str]] = {}
+        for name, code in data.exit_code_by_key.items():
+            by_status.setdefault(status_by_exit_code[code], []).append(name)
+        total = len(data.exit_code_by_key)
+        # mutmut's own score: a timeout is a kill (the mutant hung the tests).
+        killed = len(by_status.get("killed", [])) + len(by_status.get("timeout", []))
+        rows.append(
+            {
+                "path": path,
+                "total": total,
+                "killed": killed,
+                "score": 100.0 * killed / total if total else 100.0,
+                "not_checked": by_status.get("not checked", []),
+                # survived, no tests, suspicious, segfault: nothing caught them.
+                "missed": sorted(
+                    name
+                    for status, names in by_status.items()
+                    if status not in ("killed", "timeout", "not checked")
+                    for name in names
+                ),
+            }
+        )
+    return rows
+
+
+def report(rows: list[dict]) -> bool:
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    ok = True
+    print(f"\n{'file':40} {'mutants':>8} {'killed':>7} {'score':>7}")
+    for row in rows:
+        print(f"{row['path']:40} {row['total']:8} {row['killed']:7} {row['score']:6.1f}%")
+    for row in rows:
+        if row["not_checked"]:
+            ok = False
+            print(f"\n{row['path']}: {len(row['not_checked'])} mutants were not run")
+        if row["score"] < THRESHOLD:
+            ok = False
+            print(f"\n{row['path']}: {row['score']:.1f}% is below {THRESHOLD:.0f}%")
+        for name in row["missed"]:
+            print(f"\n--- survived: {name}")
+            print(get_diff_for_mutant(name, path=row["path"]))
+    return ok
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="*", help="money-path files (default: all of them)")
+    parser.add_argument(
+        "--changed", action="store_true", help="only the files changed since mutation/baseline"
+    )
+    parser.add_argument(
+        "--max-children", type=int, default=int(os.environ.get("MUTATE_CHILDREN", "1"))
+    )
+    args = parser.parse_args()
+    os.chdir(ROOT)
+
+    every = money_path()
+    unknown = [f for f in args.files if f not in every]
+    if unknown:
+        sys.exit(f"mutate: not on the money path ([tool.mutmut] only_mutate): {' '.join(unknown)}")
+    files = args.files or every
+    if args.changed:
+        base, files = changed_since_baseline(files)
+        if not files:
+            print(f"mutate: no money-path file changed since {base}: nothing to mutate")
+            return
+
+    print("mutate:", " ".join(files))
+    run_mutmut(files, args.max_children)
+    if not report(scores(files)):
+        sys.exit(f"mutate: FAILED: every money-path file needs at least {THRESHOLD:.0f}%")
+    print(f"\nmutate: every file at or above {THRESHOLD:.0f}%")
+    if files == every and not args.changed:
+        head = git("rev-parse", "HEAD")
+        BASELINE.write_text(head + "\n")
+        print(f"mutate: mutation/baseline = {head} (CI mutates only what changes after it)")
+
+
+if __name__ == "__main__":
+    main()
