@@ -178,6 +178,7 @@ def start_queue_stack(
         for n, port in enumerate(ports)
     ]  # fmt: skip
     worker = Worker(shops[0], log_path=logs / f"worker-{name}.log", extra_env=env)
+    _WORKERS.append(worker)
     stack = QueueStack(shops, worker, redis_url)
     try:
         for shop in shops:
@@ -187,6 +188,16 @@ def start_queue_stack(
         stop_queue_stack(stack)
         raise
     return stack
+
+
+# Every worker started for the tests. All of them sweep the one test database for pending
+# uploads, so a test that needs to see an upload wait (the broker-outage test) pauses the
+# others: otherwise another stack's worker uploads it through its own Redis.
+_WORKERS: list[Worker] = []
+
+
+def _running(worker: Worker) -> bool:
+    return worker.process is not None and worker.process.poll() is None
 
 
 def stop_queue_stack(stack: QueueStack) -> None:
@@ -217,10 +228,17 @@ def own_redis(logs) -> Iterator[RedisServer]:
 
 @pytest.fixture
 def own_queue_stack(sim, logs, own_redis, django_db_setup, merchant_certificate):
-    """One app server and a worker on ``own_redis``."""
+    """One app server and a worker on ``own_redis``, the only worker running meanwhile."""
+    paused = [worker for worker in _WORKERS if _running(worker)]
+    for worker in paused:
+        worker.stop()
     stack = start_queue_stack(sim, logs, "own-redis", own_redis.url, merchant_certificate, 1)
-    yield stack
-    stop_queue_stack(stack)
+    try:
+        yield stack
+    finally:
+        stop_queue_stack(stack)
+        for worker in paused:
+            worker.start()
 
 
 @pytest.fixture
