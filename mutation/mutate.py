@@ -20,6 +20,7 @@ workers run at once.
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -35,11 +36,13 @@ MUTMUT_VERSION = "3.8.1"
 # decorators run side effects or cache results when its trampoline copies the function
 # (github.com/boxed/mutmut/issues/387). On the money path that would hide payment_prepare,
 # the notify entry points, refund_submit, order_close, order_reconcile and the order
-# transaction. These two decorators are safe to copy: sensitive_variables() only marks
-# frames for error reports, transaction.atomic on a copy nests a savepoint in the
-# trampoline's transaction. Never lru_cache (a cached answer would hide the mutant) or
-# property (the trampoline needs a plain function).
+# transaction. These two are safe: sensitive_variables() only marks frames for error
+# reports, so every copy keeps it (the copy's frame is the one holding the secrets);
+# transaction.atomic must apply once, so only the trampoline keeps it (on the copies it
+# would add a savepoint, and the query-count tests would count it). Never lru_cache (a
+# cached answer would hide the mutant) or property (the trampoline needs a function).
 SAFE_DECORATORS = frozenset({"sensitive_variables", "atomic"})
+ONCE_DECORATORS = frozenset({"atomic"})
 
 
 def _decorator_name(expression) -> str:
@@ -54,9 +57,11 @@ def _decorator_name(expression) -> str:
 
 
 def _mutate_safely_decorated_functions() -> None:
-    """Let mutmut mutate functions whose decorators are all in SAFE_DECORATORS."""
+    """Let mutmut mutate functions whose decorators are all in SAFE_DECORATORS, applying
+    the ONCE_DECORATORS on the trampoline only."""
     import libcst as cst
     from libcst.metadata import PositionProvider
+    from mutmut.mutation import file_mutation
     from mutmut.mutation.file_mutation import MutationVisitor
 
     skip = MutationVisitor._skip_node_and_children
@@ -78,6 +83,20 @@ def _mutate_safely_decorated_functions() -> None:
         return skip(self, node.with_changes(decorators=()))
 
     MutationVisitor._skip_node_and_children = skip_unless_safely_decorated
+
+    arrange = file_mutation.function_trampoline_arrangement
+
+    def arrange_once_decorators_on_the_trampoline(function, mutants, class_name):
+        declarations, nodes, assignments, names = arrange(function, mutants, class_name)
+        kept = [
+            d for d in function.decorators if _decorator_name(d.decorator) not in ONCE_DECORATORS
+        ]
+        if len(kept) != len(function.decorators):
+            # nodes[0] is the trampoline; the rest are the original's copy and the mutants.
+            nodes = [nodes[0], *(node.with_changes(decorators=kept) for node in nodes[1:])]
+        return declarations, nodes, assignments, names
+
+    file_mutation.function_trampoline_arrangement = arrange_once_decorators_on_the_trampoline
 
 
 def _one_test_database_per_worker() -> dict[str, str]:
@@ -115,6 +134,20 @@ def _one_test_database_per_worker() -> dict[str, str]:
 
     os.register_at_fork(before=before, after_in_child=in_worker, after_in_parent=in_mutmut)
     return state
+
+
+def _test_database() -> str:
+    """This process's SQLite test database, if the tests got as far as making one (when
+    they fail before any worker is forked, the fork hook never learns its name)."""
+    django_db = sys.modules.get("django.db")
+    if django_db is None:
+        return ""
+    try:
+        name = django_db.connections["default"].settings_dict.get("TEST", {}).get("NAME")
+    except Exception:  # settings never loaded: no database either
+        return ""
+    name = name or ""
+    return name if name.endswith(f"-{os.getpid()}.sqlite3") else ""
 
 
 def _remove_worker_databases(template: str, *, only_finished: bool) -> None:
@@ -204,7 +237,7 @@ def run_mutmut(files: list[str], max_children: int) -> None:
         if exc.code:
             sys.exit(f"mutate: mutmut stopped (exit {exc.code}): the tests fail without mutants?")
     finally:
-        template = databases.get("template")
+        template = databases.get("template") or _test_database()
         if template:
             _remove_worker_databases(template, only_finished=False)
             Path(template).unlink(missing_ok=True)
@@ -275,6 +308,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     os.chdir(ROOT)
+    # Stopped from outside (CI's time limit, Ctrl-C's cousin): still clean up (finally).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
     every = money_path()
     unknown = [f for f in args.files if f not in every]
@@ -288,12 +323,17 @@ def main() -> None:
             return
 
     print("mutate:", " ".join(files))
+    # The commit the tested tree was copied from: whatever is committed meanwhile was not
+    # tested, and anything uncommitted counts as changed against it next time.
+    try:
+        head = git("rev-parse", "HEAD")
+    except subprocess.CalledProcessError:
+        head = ""  # not a git checkout: nothing to record
     run_mutmut(files, args.max_children)
     if not report(scores(files)):
         sys.exit(f"mutate: FAILED: every money-path file needs at least {THRESHOLD:.0f}%")
     print(f"\nmutate: every file at or above {THRESHOLD:.0f}%")
-    if files == every and not args.changed:
-        head = git("rev-parse", "HEAD")
+    if files == every and not args.changed and head:
         BASELINE.write_text(head + "\n")
         print(f"mutate: mutation/baseline = {head} (CI mutates only what changes after it)")
 

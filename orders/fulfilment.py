@@ -70,11 +70,14 @@ class ShipRefused(OrderError):
     (``logistics_type``, ``express_company``, ``tracking_no``) when ``reason`` is INVALID."""
 
     def __init__(self, reason: ShipRefusal, message, field: str = "", **params):
-        super().__init__(reason)
+        # Mutation testing: the exception's args are never read (str() is below).
+        super().__init__(reason)  # pragma: no mutate
         self.reason, self.message, self.field, self.params = reason, message, field, params
 
     def __str__(self) -> str:
+        # pragma: no mutate start ("text" % {} is "text": always formatting is equivalent)
         return str(self.message) % self.params if self.params else str(self.message)
+        # pragma: no mutate end
 
 
 @dataclass(frozen=True)
@@ -207,7 +210,9 @@ def _ship_locked(*, order: Order, details: ShipmentDetails, shipped_by: User | N
         if order.fulfilment_status != FulfilmentStatus.UNFULFILLED:
             return _shipped_before(order=order, details=details)
         _refuse_unless_paid(order)
+        # pragma: no mutate start (unreachable, so the message's mutants are equivalent)
         raise AssertionError("unreachable: a paid, unshipped order was not updated")
+        # pragma: no mutate end
     shipment = Shipment.objects.create(
         order=order,
         logistics_type=details.logistics_type,
@@ -278,7 +283,8 @@ class ReceiveRefused(OrderError):
     status_code = 409
 
     def __init__(self, fulfilment_status: str):
-        super().__init__(fulfilment_status)
+        # Mutation testing: the exception's args are never read (str() is below).
+        super().__init__(fulfilment_status)  # pragma: no mutate
         self.fulfilment_status = fulfilment_status
 
     def __str__(self) -> str:
@@ -325,11 +331,14 @@ class CsvRefused(OrderError):
     """The whole file is refused (nothing shipped); ``str()`` is safe to show staff."""
 
     def __init__(self, message, **params):
-        super().__init__(message)
+        # Mutation testing: the exception's args are never read (str() is below).
+        super().__init__(message)  # pragma: no mutate
         self.message, self.params = message, params
 
     def __str__(self) -> str:
+        # pragma: no mutate start ("text" % {} is "text": always formatting is equivalent)
         return str(self.message) % self.params if self.params else str(self.message)
+        # pragma: no mutate end
 
 
 class CsvLineStatus(models.TextChoices):
@@ -390,7 +399,8 @@ def _csv_text(source: str | bytes | IO) -> str:
         )
     if isinstance(data, bytes):
         try:
-            data = data.decode("utf-8-sig")
+            # Mutation testing: "UTF-8-SIG" names the same codec (equivalent mutant).
+            data = data.decode("utf-8-sig")  # pragma: no mutate
         except UnicodeDecodeError:
             raise CsvRefused(
                 _("The file is not UTF-8 text: save it as “CSV UTF-8” and upload it again.")
@@ -405,7 +415,7 @@ def _csv_lines(text: str) -> list[_Line]:
     """The data lines under the header (blank lines skipped), each parsed on its own so a
     broken quote spoils its line only (no value here can span lines)."""
     lines = []
-    header_seen = False
+    header_seen = False  # pragma: no mutate (None is as false: equivalent)
     for number, raw in enumerate(_LINE_BREAK.split(text), start=1):
         if not raw.strip():
             continue
@@ -435,7 +445,8 @@ def _csv_lines(text: str) -> list[_Line]:
 
 def _csv_ship_line(line: _Line, *, shipped_by: User | None) -> CsvLineResult:
     def failed(reason, out_trade_no: str = "", **params) -> CsvLineResult:
-        text = str(reason) % params if params else str(reason)
+        # Mutation testing: "text" % {} is "text", so always formatting is equivalent.
+        text = str(reason) % params if params else str(reason)  # pragma: no mutate
         return CsvLineResult(line.number, out_trade_no, CsvLineStatus.FAILED, text)
 
     if line.cells is None:

@@ -261,3 +261,21 @@ NO_BILL = (
     b"<xml><return_code><![CDATA[FAIL]]></return_code>"
     b"<return_msg><![CDATA[No Bill Exist]]></return_msg><error_code>20002</error_code></xml>"
 )
+
+
+# -- orderquery (docs/protocol/wechat-pay-v2.md §6.1) ------------------------------------------
+
+
+def orderquery_paid(order: Order, **overrides) -> dict:
+    """WeChat's orderquery answer for ``order`` paid (the fields FakeWxPay adds)."""
+    fields = {
+        "trade_state": "SUCCESS",
+        "out_trade_no": order.out_trade_no,
+        "transaction_id": TRANSACTION_ID,
+        "total_fee": str(order.total_fee),
+        "openid": order.openid,
+        "time_end": "20261127103015",
+        "trade_type": "JSAPI",
+    }
+    fields.update(overrides)
+    return fields

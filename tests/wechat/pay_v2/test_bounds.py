@@ -5,8 +5,8 @@
 
 import pytest
 
-from tests.wx import OFFICIAL_KEY, signed
-from wechat.pay_v2 import XMLError, from_xml, xml
+from tests.wx import OFFICIAL_KEY, signed, wx_encrypt_req_info
+from wechat.pay_v2 import MAX_BODY_BYTES, ReqInfoError, XMLError, decrypt_req_info, from_xml, xml
 from wechat.pay_v2.signing import verify
 
 
@@ -79,3 +79,39 @@ def test_any_other_parser_failure_is_an_xml_error_too(monkeypatch, failure):
         from_xml(b"<xml><a>1</a></xml>")
 
     assert str(refused.value) == f"unparseable XML ({failure.__name__})"
+
+
+# req_info (§7.3): each way it is not genuine says which, for the ledger's "Not authentic: …".
+def test_a_req_info_of_exactly_the_size_limit_is_decrypted_and_one_more_refused():
+    with pytest.raises(ReqInfoError) as refused:
+        decrypt_req_info("A" * MAX_BODY_BYTES, OFFICIAL_KEY)
+    assert str(refused.value) == "req_info has invalid padding (wrong key or damaged)"
+
+    with pytest.raises(ReqInfoError) as refused:
+        decrypt_req_info("A" * (MAX_BODY_BYTES + 1), OFFICIAL_KEY)
+    assert str(refused.value) == "req_info is too long"
+
+
+@pytest.mark.parametrize(
+    ("req_info", "message"),
+    [
+        ("QUJDREVGR0hJ*SktMTU5PUA==", "req_info is not base64"),
+        ("QUJD", "req_info is not a whole number of AES blocks"),
+    ],
+)
+def test_a_req_info_that_is_not_a_ciphertext_says_why(req_info, message):
+    with pytest.raises(ReqInfoError) as refused:
+        decrypt_req_info(req_info, OFFICIAL_KEY)
+
+    assert str(refused.value) == message
+
+
+def test_a_req_info_that_decrypts_to_something_else_says_what():
+    not_root = wx_encrypt_req_info(b"<xml><a>1</a></xml>", OFFICIAL_KEY)
+
+    with pytest.raises(ReqInfoError) as refused:
+        decrypt_req_info(not_root, OFFICIAL_KEY)
+
+    assert str(refused.value) == (
+        "req_info did not decrypt to a <root> document: root element is not <root>"
+    )
