@@ -61,6 +61,13 @@ class SignType(models.TextChoices):
     HMAC_SHA256 = "HMAC-SHA256", "HMAC-SHA256"
 
 
+class PayVersion(models.TextChoices):
+    """The WeChat Pay API an order was placed with, and keeps (docs/INVARIANTS.md §9)."""
+
+    V2 = "v2", _("API v2")
+    V3 = "v3", _("API v3")
+
+
 class FulfilmentStatus(models.TextChoices):
     UNFULFILLED = "unfulfilled", _("Not shipped")
     SHIPPED = "shipped", _("Shipped")
@@ -119,6 +126,16 @@ class Order(models.Model):
         choices=SignType.choices,
         default=SignType.MD5,
         help_text=_("How WeChat Pay signs this order; its notifies are checked the same way."),
+    )
+    pay_version = models.CharField(
+        _("WeChat Pay API"),
+        max_length=2,
+        choices=PayVersion.choices,
+        default=PayVersion.V2,
+        help_text=_(
+            "The API the order was placed with: its payment, query, close, refunds and "
+            "notifies keep using it when WECHAT_PAY_VERSION changes."
+        ),
     )
     # Re-entering unifiedorder must repeat the first call's parameters exactly
     # (docs/protocol/wechat-pay-v2.md §3.3), so everything sent is derived from stored fields.

@@ -264,6 +264,7 @@ def _order_create_once(
         body=_order_body(names=[by_id[pid].name for pid in lines]),
         total_fee=total_fee,
         sign_type=settings.WECHAT_SIGN_TYPE,
+        pay_version=settings.WECHAT_PAY_VERSION,
         spbill_create_ip=client_ip,
         notify_url=settings.WECHAT_NOTIFY_URL,
         idempotency_key=idempotency_key,

@@ -5,6 +5,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from orders.models import PayVersion
+
 
 class PaymentNotification(models.Model):
     """Every notify exactly as WeChat (or anyone) posted it: payments and refunds.
@@ -38,6 +40,16 @@ class PaymentNotification(models.Model):
         default=Kind.PAYMENT,
         help_text=_("Which WeChat callback received it."),
     )
+    api_version = models.CharField(
+        _("WeChat Pay API"),
+        max_length=2,
+        choices=PayVersion.choices,
+        default=PayVersion.V2,
+        help_text=_("v2: XML posted to /payment/…; v3: JSON with Wechatpay-* headers."),
+    )
+    # v3 only: the Wechatpay-* headers the signature covers, kept as evidence and so that
+    # a reprocess can verify the body again (at the time it was received).
+    headers = models.JSONField(_("signature headers"), default=dict, blank=True)
     received_at = models.DateTimeField(_("received at"), auto_now_add=True, db_index=True)
     remote_addr = models.GenericIPAddressField(
         _("sender IP"),

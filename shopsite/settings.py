@@ -286,6 +286,21 @@ WECHAT_API_BASE = env("WECHAT_API_BASE", "https://api.weixin.qq.com")
 WECHAT_PAY_API_BASE = env("WECHAT_PAY_API_BASE", "https://api.mch.weixin.qq.com")
 WECHAT_CERT_PATH = env("WECHAT_CERT_PATH")
 WECHAT_KEY_PATH = env("WECHAT_KEY_PATH")
+# WeChat Pay API v3 (docs/protocol/wechat-pay-v3.md): the API new orders are placed with;
+# each order keeps its own (Order.pay_version), so switching strands none.
+WECHAT_PAY_VERSION = env("WECHAT_PAY_VERSION", "v2").lower()
+if WECHAT_PAY_VERSION not in ("v2", "v3"):
+    raise ImproperlyConfigured("WECHAT_PAY_VERSION must be v2 or v3.")
+WECHAT_API_V3_KEY = env("WECHAT_API_V3_KEY")  # 32 bytes: decrypts notifies and certificates
+# Empty: WECHAT_NOTIFY_URL with /payment/wxnotify → /payment/v3/wxnotify (and refundnotify).
+WECHAT_V3_NOTIFY_URL = env("WECHAT_V3_NOTIFY_URL")
+# The merchant's private key (apiclient_key.pem) and its certificate's serial sign requests.
+WECHAT_MCH_PRIVATE_KEY_PATH = env("WECHAT_MCH_PRIVATE_KEY_PATH")
+WECHAT_MCH_CERT_SERIAL = env("WECHAT_MCH_CERT_SERIAL")
+# WeChat Pay's public key (pub_key.pem) and its PUB_KEY_ID_…; unset: platform certificates
+# are downloaded and kept in the shared cache. Both at once while a merchant switches over.
+WECHAT_PAY_PUBLIC_KEY_PATH = env("WECHAT_PAY_PUBLIC_KEY_PATH")
+WECHAT_PAY_PUBLIC_KEY_ID = env("WECHAT_PAY_PUBLIC_KEY_ID")
 # Message push (GET, POST /wechat/message; docs/protocol/miniprogram-server-api.md §3): the
 # console's Token, and its EncodingAESKey (43 characters) for safe or compatible mode. With the
 # key set only encrypted pushes are accepted; without the Token none at all (503).
