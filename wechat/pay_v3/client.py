@@ -29,6 +29,7 @@ from requests.adapters import HTTPAdapter
 from .aead import check_apiv3_key, decrypt_resource
 from .errors import (
     BillIntegrityError,
+    UnknownSerial,
     WxPayV3ApiError,
     WxPayV3Error,
     WxPayV3RequestInvalid,
@@ -80,7 +81,7 @@ class WxPayV3Config:
     merchant_serial_no: str
     private_key: rsa.RSAPrivateKey = field(repr=False)
     apiv3_key: str = field(repr=False)
-    keyring: KeyRing
+    keyring: KeyRing | None  # None: certificate mode before the first download
     api_base: str = "https://api.mch.weixin.qq.com"
     # (connect, read) seconds; connect slightly above a multiple of 3 s (TCP retransmit).
     timeout: tuple[float, float] = (3.05, 10.0)
@@ -96,8 +97,8 @@ class WxPayV3Config:
             raise ValueError("WxPayV3Config.merchant_serial_no must be a hex certificate serial")
         check_private_key(self.private_key)
         check_apiv3_key(self.apiv3_key)
-        if not isinstance(self.keyring, KeyRing):
-            raise ValueError("WxPayV3Config.keyring must be a KeyRing")
+        if self.keyring is not None and not isinstance(self.keyring, KeyRing):
+            raise ValueError("WxPayV3Config.keyring must be a KeyRing or None")
 
 
 class WxPayV3Client:
@@ -111,7 +112,7 @@ class WxPayV3Client:
 
     def __init__(self, config: WxPayV3Config, session: requests.Session | None = None) -> None:
         self.config = config
-        self.keyring: KeyRing = config.keyring
+        self.keyring: KeyRing | None = config.keyring
         self.session = session if session is not None else _pooled_session()
 
     def close(self) -> None:
@@ -376,7 +377,10 @@ class WxPayV3Client:
             if not isinstance(entries, list) or not entries:
                 raise WxPayV3Unavailable("certificates answer has no data")
             certs = [self._certificate(entry) for entry in entries]
-            ring = self.keyring.with_certificates([*self.keyring.certificates, *certs])
+            if self.keyring is None:  # the first download in certificate mode
+                ring = KeyRing(certificates=certs)
+            else:
+                ring = self.keyring.with_certificates([*self.keyring.certificates, *certs])
             verify_signature(response.headers, response.content, ring, now=self.config.clock())
             return certs
 
@@ -396,7 +400,7 @@ class WxPayV3Client:
             notify = parse_notify(
                 headers,
                 body,
-                keyring=self.keyring,
+                keyring=self._keyring(),
                 apiv3_key=self.config.apiv3_key,
                 now=self.config.clock(),
                 mchid=self.config.mchid,
@@ -508,10 +512,15 @@ class WxPayV3Client:
 
     def _verified_json(self, response: requests.Response) -> dict[str, Any] | None:
         raw = response.content
-        verify_signature(response.headers, raw, self.keyring, now=self.config.clock())
+        verify_signature(response.headers, raw, self._keyring(), now=self.config.clock())
         if not raw:
             return None
         return _json_object(raw)
+
+    def _keyring(self) -> KeyRing:
+        if self.keyring is None:
+            raise UnknownSerial("no WeChat Pay key held yet: download the platform certificates")
+        return self.keyring
 
     def _certificate(self, entry: object) -> PlatformCertificate:
         if not isinstance(entry, Mapping):

@@ -530,7 +530,7 @@ def test_config_repr_hides_the_secrets(config, merchant_key):
         {"apiv3_key": "short"},
         {"apiv3_key": ""},
         {"private_key": "-----BEGIN PRIVATE KEY-----"},
-        {"keyring": None},
+        {"keyring": "not a ring"},
     ],
 )
 def test_config_refuses_missing_or_malformed_settings(config, overrides):

@@ -1,5 +1,6 @@
 # A bare §n in this file is a section of docs/protocol/wechat-pay-v3.md.
 
+import dataclasses
 from datetime import datetime
 
 import pytest
@@ -26,6 +27,7 @@ from wechat.pay_v3 import (
     KeyRing,
     PlatformCertificate,
     UnknownSerial,
+    WxPayV3Client,
     WxPayV3SignatureError,
     WxPayV3Unavailable,
 )
@@ -184,3 +186,44 @@ def test_a_public_key_only_ring_can_take_certificates(wechat_key, platform):
     ring = KeyRing(public_key=wechat_key.public_key(), public_key_id=PUBLIC_KEY_ID)
     both = ring.with_certificates([PlatformCertificate.from_x509(platform.certificate)])
     assert both.serials == {PUBLIC_KEY_ID, PLATFORM_SERIAL}
+
+
+def test_certificate_mode_starts_with_no_key_and_bootstraps_from_the_first_download(
+    config, mocked, platform
+):
+    """A merchant without the WeChat Pay public key holds no key before the first download:
+    every answer is refused as of an unknown serial until then; the download itself is
+    authenticated by the APIv3 key's GCM tags and the signature of a certificate it brings."""
+    client = WxPayV3Client(dataclasses.replace(config, keyring=None))
+    with pytest.raises(UnknownSerial):
+        client.parse_notify({}, b"{}")
+
+    mocked.add_callback(
+        responses.GET,
+        CERTIFICATES,
+        callback=lambda request: signed_answer(
+            platform.key,
+            {"data": [entry(platform.certificate, PLATFORM_SERIAL)]},
+            serial=PLATFORM_SERIAL,
+        ),
+    )
+    certs = client.download_certificates()
+    assert [c.serial_no for c in certs] == [PLATFORM_SERIAL]
+    client.keyring = KeyRing(certificates=certs)
+    assert client.keyring.serials == {PLATFORM_SERIAL}
+
+
+def test_certificate_mode_refuses_a_first_download_signed_by_no_certificate_it_brings(
+    config, mocked, new_platform, platform
+):
+    key, _cert = new_platform
+    client = WxPayV3Client(dataclasses.replace(config, keyring=None))
+    mocked.add_callback(
+        responses.GET,
+        CERTIFICATES,
+        callback=lambda request: signed_answer(
+            key, {"data": [entry(platform.certificate, PLATFORM_SERIAL)]}, serial=NEW_SERIAL
+        ),
+    )
+    with pytest.raises(WxPayV3SignatureError):
+        client.download_certificates()
