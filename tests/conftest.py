@@ -1,5 +1,9 @@
+from dataclasses import dataclass
+
 import pytest
 import responses
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from django.core.cache import cache
 from django.db import connection
 from django.test import Client
@@ -9,6 +13,16 @@ from accounts.models import User
 from orders.models import Order, Product
 from tests.factories import client_for, make_paid_order, make_shopper, staff_client
 from tests.wx import FakeWxPay
+from tests.wx_v3 import (
+    APIV3_KEY,
+    MERCHANT_SERIAL,
+    PLATFORM_SERIAL,
+    PUBLIC_KEY_ID,
+    new_rsa_key,
+    private_pem,
+    self_signed_certificate,
+    utc,
+)
 
 # The live stack (simulator + gunicorn) for tests/e2e and tests/browser.
 pytest_plugins = ["tests.livestack"]
@@ -107,3 +121,61 @@ def boss_client(boss) -> Client:
 def paid(shopper, products) -> Order:
     """¥45.00, paid through a notify at 2026-11-27 10:30:15 Beijing time."""
     return make_paid_order(shopper, products)
+
+
+# -- WeChat Pay API v3 ---------------------------------------------------------------------------
+# RSA keys made at test time (docs/protocol/wechat-pay-v3.md §13.5), session-scoped: RSA-2048
+# generation is the slow part, and nothing mutates a key.
+
+
+@dataclass(frozen=True)
+class PlatformCert:
+    key: rsa.RSAPrivateKey
+    certificate: object
+    serial: str
+
+
+@pytest.fixture(scope="session")
+def merchant_key() -> rsa.RSAPrivateKey:
+    """Ours: signs requests and paySign; WeChat verifies with its public half."""
+    return new_rsa_key()
+
+
+@pytest.fixture(scope="session")
+def wechat_key() -> rsa.RSAPrivateKey:
+    """WeChat's "WeChat Pay public key" pair (public-key mode, §3.3)."""
+    return new_rsa_key()
+
+
+@pytest.fixture(scope="session")
+def platform() -> PlatformCert:
+    """WeChat's platform certificate and its key (certificate mode, §3.4)."""
+    key = new_rsa_key()
+    cert = self_signed_certificate(key, int(PLATFORM_SERIAL, 16), utc(2024, 12, 1), utc(2030, 1, 1))
+    return PlatformCert(key, cert, PLATFORM_SERIAL)
+
+
+
+@pytest.fixture
+def pay_v3(settings, tmp_path, merchant_key, wechat_key):
+    """The shop configured for API v3 in public-key mode, its key files in ``tmp_path``:
+    new orders are placed with v3. Returns the settings."""
+    from payments import v3client
+
+    private_key = tmp_path / "apiclient_key.pem"
+    private_key.write_text(private_pem(merchant_key))
+    public_key = tmp_path / "pub_key.pem"
+    public_key.write_bytes(
+        wechat_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    settings.WECHAT_PAY_VERSION = "v3"
+    settings.WECHAT_API_V3_KEY = APIV3_KEY
+    settings.WECHAT_MCH_PRIVATE_KEY_PATH = str(private_key)
+    settings.WECHAT_MCH_CERT_SERIAL = MERCHANT_SERIAL
+    settings.WECHAT_PAY_PUBLIC_KEY_PATH = str(public_key)
+    settings.WECHAT_PAY_PUBLIC_KEY_ID = PUBLIC_KEY_ID
+    v3client.forget_clients()
+    yield settings
+    v3client.forget_clients()

@@ -1,57 +1,20 @@
-"""Fixtures of the wechat.pay_v3 tests: RSA keys made at test time (§13.5), a self-signed
-"platform certificate", a client of a test merchant, and a strict HTTP mock of WeChat Pay.
-
-Keys are session-scoped: RSA-2048 generation is the slow part, and nothing mutates a key.
-"""
+"""Fixtures of the wechat.pay_v3 tests: a client of a test merchant and a strict HTTP mock
+of WeChat Pay. The keys (merchant_key, wechat_key, platform) are in tests/conftest.py."""
 
 # A bare §n in this file is a section of docs/protocol/wechat-pay-v3.md.
 
-from dataclasses import dataclass
-
 import pytest
 import responses
-from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.wechat.pay_v3.wechat_side import (
+from tests.wx_v3 import (
     APIV3_KEY,
     APPID,
     MCHID,
     MERCHANT_SERIAL,
     NOW,
-    PLATFORM_SERIAL,
     PUBLIC_KEY_ID,
-    new_rsa_key,
-    self_signed_certificate,
-    utc,
 )
 from wechat.pay_v3 import KeyRing, WxPayV3Client, WxPayV3Config
-
-
-@dataclass(frozen=True)
-class PlatformCert:
-    key: rsa.RSAPrivateKey
-    certificate: object
-    serial: str
-
-
-@pytest.fixture(scope="session")
-def merchant_key() -> rsa.RSAPrivateKey:
-    """Ours: signs requests and paySign; WeChat verifies with its public half."""
-    return new_rsa_key()
-
-
-@pytest.fixture(scope="session")
-def wechat_key() -> rsa.RSAPrivateKey:
-    """WeChat's "WeChat Pay public key" pair (public-key mode, §3.3)."""
-    return new_rsa_key()
-
-
-@pytest.fixture(scope="session")
-def platform() -> PlatformCert:
-    """WeChat's platform certificate and its key (certificate mode, §3.4)."""
-    key = new_rsa_key()
-    cert = self_signed_certificate(key, int(PLATFORM_SERIAL, 16), utc(2024, 12, 1), utc(2030, 1, 1))
-    return PlatformCert(key, cert, PLATFORM_SERIAL)
 
 
 @pytest.fixture

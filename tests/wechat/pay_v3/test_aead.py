@@ -4,7 +4,7 @@ import base64
 
 import pytest
 
-from tests.wechat.pay_v3.wechat_side import (
+from tests.wx_v3 import (
     RESOURCE_VECTOR,
     RESOURCE_VECTOR_KEY,
     RESOURCE_VECTOR_PLAINTEXT,

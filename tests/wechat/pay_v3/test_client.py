@@ -10,7 +10,7 @@ import requests
 import responses
 from requests.adapters import HTTPAdapter
 
-from tests.wechat.pay_v3.wechat_side import (
+from tests.wx_v3 import (
     APIV3_KEY,
     APPID,
     BASE,

@@ -11,7 +11,7 @@ import pytest
 import requests
 import responses
 
-from tests.wechat.pay_v3.wechat_side import (
+from tests.wx_v3 import (
     BASE,
     error_answer,
     request_signature_ok,

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from tests.wechat.pay_v3.wechat_side import (
+from tests.wx_v3 import (
     APIV3_KEY,
     NOW,
     PLATFORM_SERIAL,

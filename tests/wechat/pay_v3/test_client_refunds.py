@@ -6,7 +6,7 @@ from datetime import datetime
 import pytest
 import responses
 
-from tests.wechat.pay_v3.wechat_side import (
+from tests.wx_v3 import (
     BASE,
     error_answer,
     refund_object,

@@ -5,7 +5,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.wechat.pay_v3.wechat_side import (
+from tests.wx_v3 import (
     APIV3_KEY,
     APPID,
     MCHID,

@@ -8,7 +8,7 @@ import string
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.wechat.pay_v3.wechat_side import (
+from tests.wx_v3 import (
     APIV3_KEY,
     NOW,
     PUBLIC_KEY_ID,

@@ -5,7 +5,7 @@ import re
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.wechat.pay_v3.wechat_side import (
+from tests.wx_v3 import (
     OFFICIAL_PAY,
     OFFICIAL_PRIVATE_KEY_PEM,
     OFFICIAL_REQUEST,

@@ -6,7 +6,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from requests.structures import CaseInsensitiveDict
 
-from tests.wechat.pay_v3.wechat_side import (
+from tests.wx_v3 import (
     NOW,
     OFFICIAL_ANSWER,
     OFFICIAL_WECHATPAY_PUBLIC_KEY_PEM,

@@ -1,0 +1,217 @@
+"""The WeChat Pay API v3 client for this shop's settings, and WeChat's keys to check it by.
+
+Every answer and notify from WeChat is verified with the key its ``Wechatpay-Serial``
+names (docs/protocol/wechat-pay-v3.md §3.3 to §3.5): the WeChat Pay public key
+(``WECHAT_PAY_PUBLIC_KEY_PATH`` and ``WECHAT_PAY_PUBLIC_KEY_ID``), platform certificates,
+or both while a merchant switches over. Certificates are downloaded from WeChat and kept
+in the shared cache, so app servers fetch them once between them:
+
+- without the public key (certificate mode), before first use and every
+  ``CERTIFICATE_REFRESH`` (WeChat publishes a new certificate ahead of switching to it);
+- in any mode, when a serial that is no ``PUB_KEY_ID_…`` is unknown (a merchant moving
+  between the two, or a rotation since the last refresh), at most once a
+  ``REFRESH_MIN_INTERVAL``, so forged serials cannot make the shop hammer WeChat;
+- one download at a time across app servers (a lock in the shared cache).
+
+One client per thread (``threading.local``): a ``requests.Session`` is not documented as
+thread-safe, and a threaded server (gunicorn gthread) must not share one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from functools import lru_cache
+
+from django.conf import settings
+from django.core.cache import cache
+from django.views.decorators.debug import sensitive_variables
+
+from core.config import require_settings
+from wechat.pay_v3 import (
+    KeyRing,
+    PlatformCertificate,
+    WxPayV3Client,
+    WxPayV3Config,
+    WxPayV3Error,
+    load_private_key,
+)
+
+logger = logging.getLogger(__name__)
+
+V3_SETTINGS = (
+    "WECHAT_APPID",
+    "WECHAT_MCH_ID",
+    "WECHAT_API_V3_KEY",
+    "WECHAT_MCH_PRIVATE_KEY_PATH",
+    "WECHAT_MCH_CERT_SERIAL",
+)
+PUBLIC_KEY_ID_PREFIX = "PUB_KEY_ID_"
+
+CACHE_KEY = "wxpay_v3:certificates"  # {"fetched_at": unix seconds, "pems": [PEM, …]}
+LOCK_KEY = "wxpay_v3:certificates:lock"
+CERTIFICATE_REFRESH = 12 * 3600  # seconds; WeChat: refresh more often than every 12 hours
+REFRESH_MIN_INTERVAL = 60  # seconds between downloads forced by an unknown serial
+LOCK_SECONDS = 30  # longer than a download (connect 3 s + read 10 s) can take
+WAIT_FOR_OTHER_DOWNLOAD = 5.0  # seconds a server with no key waits for another's download
+
+_local = threading.local()
+
+
+def require_v3_configured() -> None:
+    """Raise ``WeChatNotConfigured`` unless API v3 can be called (before an order is
+    recorded that could never be paid)."""
+    require_settings(V3_SETTINGS, "WeChat Pay API v3")
+    if bool(settings.WECHAT_PAY_PUBLIC_KEY_PATH) != bool(settings.WECHAT_PAY_PUBLIC_KEY_ID):
+        require_settings(
+            ("WECHAT_PAY_PUBLIC_KEY_PATH", "WECHAT_PAY_PUBLIC_KEY_ID"), "WeChat Pay API v3"
+        )
+
+
+@sensitive_variables()
+def v3_client() -> WxPayV3Client:
+    """This thread's client for the current settings, holding WeChat's current keys.
+
+    Raises ``WeChatNotConfigured`` when settings are missing, and ``WxPayV3Error`` when, in
+    certificate mode, no certificate could be had from WeChat.
+    """
+    require_v3_configured()
+    config = _config(
+        settings.WECHAT_APPID,
+        settings.WECHAT_MCH_ID,
+        settings.WECHAT_MCH_CERT_SERIAL,
+        settings.WECHAT_MCH_PRIVATE_KEY_PATH,
+        settings.WECHAT_API_V3_KEY,
+        settings.WECHAT_PAY_PUBLIC_KEY_PATH,
+        settings.WECHAT_PAY_PUBLIC_KEY_ID,
+        settings.WECHAT_PAY_API_BASE,
+        tuple(settings.WECHAT_TIMEOUT),
+    )
+    clients = getattr(_local, "clients", None)
+    if clients is None:
+        clients = _local.clients = {}
+    client = clients.get(config)
+    if client is None:
+        client = clients[config] = WxPayV3Client(config)
+    _hold_current_keys(client)
+    return client
+
+
+def v3_keys_refresh(client: WxPayV3Client, serial: str) -> bool:
+    """After ``UnknownSerial`` for ``serial``: download the certificates if that may help
+    and was not done within ``REFRESH_MIN_INTERVAL``; True if ``serial`` is now known (the
+    caller verifies once more), False if not (refuse)."""
+    if serial.startswith(PUBLIC_KEY_ID_PREFIX):
+        return False  # a public-key id is configured, never downloaded: no refresh helps
+    if client.keyring is not None and serial in client.keyring.serials:
+        return True  # another thread's refresh brought it meanwhile
+    cached = cache.get(CACHE_KEY)
+    if cached and time.time() - cached["fetched_at"] < REFRESH_MIN_INTERVAL:
+        _install(client, cached)
+    else:
+        _download(client, wait=True)
+    return client.keyring is not None and serial in client.keyring.serials
+
+
+def forget_clients() -> None:
+    """Drop the loaded keys and this thread's clients (tests; a key file replaced on disk
+    is otherwise read again only after a restart)."""
+    _config.cache_clear()
+    _local.clients = {}
+
+
+# -- internals ---------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4)
+def _config(
+    appid: str,
+    mchid: str,
+    serial: str,
+    private_key_path: str,
+    apiv3_key: str,
+    public_key_path: str,
+    public_key_id: str,
+    api_base: str,
+    timeout: tuple[float, float],
+) -> WxPayV3Config:
+    """Loaded once per process and settings: the key files are read here, not per call."""
+    with open(private_key_path, "rb") as f:
+        private_key = load_private_key(f.read())
+    return WxPayV3Config(
+        appid=appid,
+        mchid=mchid,
+        merchant_serial_no=serial,
+        private_key=private_key,
+        apiv3_key=apiv3_key,
+        keyring=_public_key_ring(public_key_path, public_key_id),
+        api_base=api_base,
+        timeout=timeout,
+    )
+
+
+def _public_key_ring(path: str, key_id: str) -> KeyRing | None:
+    if not path:
+        return None
+    with open(path, "rb") as f:
+        return KeyRing.from_pem(public_key_pem=f.read(), public_key_id=key_id)
+
+
+def _hold_current_keys(client: WxPayV3Client) -> None:
+    """Bring the client's certificates in line with the shared cache; in certificate mode
+    download them when missing or due."""
+    certificate_mode = client.config.keyring is None
+    cached = cache.get(CACHE_KEY)
+    if cached:
+        if getattr(client, "_certificates_fetched_at", None) != cached["fetched_at"]:
+            _install(client, cached)
+        due = time.time() - cached["fetched_at"] >= CERTIFICATE_REFRESH
+        if certificate_mode and due:
+            try:
+                _download(client, wait=False)
+            except WxPayV3Error:
+                # The certificates held are still good for a while: keep using them.
+                logger.warning("wxpay_v3 certificates: refresh failed, keeping the ones held")
+        return
+    if certificate_mode:
+        _download(client, wait=True)
+
+
+def _install(client: WxPayV3Client, cached: dict) -> None:
+    certs = [PlatformCertificate.from_pem(pem) for pem in cached["pems"]]
+    base = client.config.keyring
+    client.keyring = base.with_certificates(certs) if base else KeyRing(certificates=certs)
+    client._certificates_fetched_at = cached["fetched_at"]
+
+
+def _download(client: WxPayV3Client, *, wait: bool) -> None:
+    """Download WeChat's certificates into the shared cache and the client, one server at a
+    time; a server that finds the lock taken uses the other's result (waiting for it up to
+    ``WAIT_FOR_OTHER_DOWNLOAD`` seconds when ``wait``)."""
+    if not cache.add(LOCK_KEY, 1, LOCK_SECONDS):
+        deadline = time.monotonic() + (WAIT_FOR_OTHER_DOWNLOAD if wait else 0)
+        while True:
+            cached = cache.get(CACHE_KEY)
+            if cached and cached["fetched_at"] != getattr(client, "_certificates_fetched_at", None):
+                _install(client, cached)
+                return
+            if time.monotonic() >= deadline:
+                if client.keyring is None:
+                    raise WxPayV3Error("WeChat Pay certificates are being downloaded: try again")
+                return
+            time.sleep(0.1)
+    try:
+        certs = client.download_certificates()
+        now = time.time()
+        # Expired certificates verify nothing: keep only the living ones (§3.4).
+        pems = [c.pem() for c in certs if c.expire_time.timestamp() > now]
+        cached = {"fetched_at": now, "pems": pems}
+        cache.set(CACHE_KEY, cached, None)
+        _install(client, cached)
+        logger.info(
+            "wxpay_v3 certificates downloaded serials=%s",
+            ",".join(c.serial_no for c in certs),
+        )
+    finally:
+        cache.delete(LOCK_KEY)
