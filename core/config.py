@@ -5,6 +5,8 @@ it is reported by a system check at start-up and raised as ``WeChatNotConfigured
 by the feature that needs it, which the API answers with a clear 503.
 """
 
+from urllib.parse import urlsplit, urlunsplit
+
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
@@ -41,3 +43,17 @@ def require_refunds_configured() -> None:
     certificate too): checked before a refund is recorded that could never be sent."""
     require_settings(REFUND_SETTINGS, "WeChat Pay refunds")
     require_pay_configured()
+
+
+def pay_notify_url(version: str) -> str:
+    """Where WeChat reports the payment of an order placed with API ``version``: v2
+    ``WECHAT_NOTIFY_URL``; v3 ``WECHAT_V3_NOTIFY_URL``, or ``WECHAT_NOTIFY_URL`` with its
+    path ``…/wxnotify`` moved under ``…/v3/`` (``/payment/wxnotify`` → ``/payment/v3/wxnotify``).
+    "" when not configured."""
+    if version != "v3":
+        return settings.WECHAT_NOTIFY_URL
+    if settings.WECHAT_V3_NOTIFY_URL or not settings.WECHAT_NOTIFY_URL:
+        return settings.WECHAT_V3_NOTIFY_URL
+    parts = urlsplit(settings.WECHAT_NOTIFY_URL)
+    head, _, last = parts.path.rpartition("/")
+    return urlunsplit((parts.scheme, parts.netloc, f"{head}/v3/{last}", "", ""))

@@ -13,6 +13,7 @@ from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from accounts.models import User
+from core.config import pay_notify_url
 from core.errors import DomainError
 from core.times import compact_timestamp
 from orders.models import Order, OrderItem, Product
@@ -266,7 +267,7 @@ def _order_create_once(
         sign_type=settings.WECHAT_SIGN_TYPE,
         pay_version=settings.WECHAT_PAY_VERSION,
         spbill_create_ip=client_ip,
-        notify_url=settings.WECHAT_NOTIFY_URL,
+        notify_url=pay_notify_url(settings.WECHAT_PAY_VERSION),
         idempotency_key=idempotency_key,
         address=request.address,
         remark=request.remark,
