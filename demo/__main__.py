@@ -8,6 +8,11 @@ in WeChat → WeChat's settlement push (safe mode) → received, step by step, t
 server up for admin. ``DEMO_ONCE=1`` exits after the flow instead, with status 0 only if the
 order ended paid, shipped, uploaded and received.
 
+``DEMO_PAY_VERSION=v3`` plays the same purchase through WeChat Pay API v3: the simulator
+writes its v3 files (merchant key, serial, APIv3 key, WeChat Pay public key and id) and the
+shop is started with them and ``WECHAT_PAY_VERSION=v3``; the payment is a JSAPI prepay, an
+RSA paySign and a signed, encrypted JSON notify to /payment/v3/wxnotify.
+
 Without Redis the task queue runs in-process (shopsite/celery.py): the upload happens right
 after ``ship_orders`` commits, in that process.
 """
@@ -62,6 +67,13 @@ def prepare_database(password: str) -> None:
     manage("setup_demo_shop", f"--password={password}", env=env)
 
 
+def pay_version() -> str:
+    version = os.environ.get("DEMO_PAY_VERSION", "v2").lower()
+    if version not in ("v2", "v3"):
+        raise SystemExit("DEMO_PAY_VERSION must be v2 or v3")
+    return version
+
+
 def play(phone: MiniProgram, sim: Simulator, shop: ShopServer) -> dict:
     catalogue = phone.browse()
     by_name = {p["name"]: p for p in catalogue}
@@ -96,9 +108,11 @@ def play(phone: MiniProgram, sim: Simulator, shop: ShopServer) -> dict:
     remark = "Please ring twice"
     order = phone.order([{"product_id": p["id"], "quantity": n} for p, n in picked], remark=remark)
     lines = "\n".join(f"{n} x {p['name']} at {yuan(p['price'])}" for p, n in picked)
+    v3 = shop.pay_version == "v3"
+    prepay = "POST /v3/pay/transactions/jsapi" if v3 else "unifiedorder"
     step(
         5,
-        "POST /payment/order with the address (the server prices it, calls unifiedorder)",
+        f"POST /payment/order with the address (the server prices it, calls {prepay})",
         f"{lines}\nremark {remark!r}\n"
         f"out_trade_no {order['out_trade_no']}, total {yuan(order['total_fee'])}",
     )
@@ -122,7 +136,12 @@ def play(phone: MiniProgram, sim: Simulator, shop: ShopServer) -> dict:
     delivered = "; ".join(
         f"attempt {a['attempt']}: HTTP {a['status']} {a['reply'][:60]}" for a in attempts
     )
-    step(8, "WeChat → POST /payment/wxnotify (signed XML)", delivered or "no attempt yet")
+    notified = (
+        "WeChat → POST /payment/v3/wxnotify (signed JSON, AES-256-GCM resource)"
+        if v3
+        else "WeChat → POST /payment/wxnotify (signed XML)"
+    )
+    step(8, notified, delivered or "no attempt yet")
     step(
         9,
         f"GET /orders/{number} (the mini-program polls)",
@@ -218,6 +237,7 @@ def main() -> int:
     # A plain `kill` must stop the simulator and gunicorn too, as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
     once = os.environ.get("DEMO_ONCE") == "1"
+    version = pay_version()
     password = secrets.token_urlsafe(9)
     LOG_DIR.mkdir(exist_ok=True)
     print("Preparing SQLite (db.sqlite3): migrations, static files, catalogue, staff…", flush=True)
@@ -227,6 +247,7 @@ def main() -> int:
     shop = ShopServer(
         sim,
         DATABASE_URL,
+        pay_version=version,
         port=8000 if _port_free(8000) else free_port(),
         log_path=LOG_DIR / "server.log",
         # The catalogue's pictures come from the app itself here (nginx in production).
@@ -238,7 +259,10 @@ def main() -> int:
     )
     try:
         shop.start()
-        print(f"WeChat simulator at {sim.url}; shop (gunicorn) at {shop.url}", flush=True)
+        print(
+            f"WeChat simulator at {sim.url}; shop (gunicorn) at {shop.url}; WeChat Pay {version}",
+            flush=True,
+        )
         final = play(MiniProgram(shop.url, sim), sim, shop)
     except FlowError as exc:
         print(f"\nThe purchase failed: {exc}\nLogs: {LOG_DIR}", file=sys.stderr)

@@ -6,6 +6,7 @@ HTTP, real signatures. Production code never imports this.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import requests
 
-from wxsim.config import DEMO_APPID, DEMO_MCH_ID, DEMO_MCH_KEY, DEMO_SECRET
+from wxsim.config import DEMO_APIV3_KEY, DEMO_APPID, DEMO_MCH_ID, DEMO_MCH_KEY, DEMO_SECRET
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,6 +33,7 @@ class WeChatAccount:
     app_secret: str = DEMO_SECRET
     mch_id: str = DEMO_MCH_ID
     mch_key: str = DEMO_MCH_KEY
+    apiv3_key: str = DEMO_APIV3_KEY
 
 
 def free_port() -> int:
@@ -60,11 +62,16 @@ class Simulator:
     retry_scale: float = 0.01
     close_min_seconds: float = 300
     log_path: Path | None = None
+    # How WeChat Pay v3 signs (wxsim/README.md, "Key modes"); the files it writes for the
+    # shop land next to the ready file and are indexed in ``v3`` (its wxsim-v3.json).
+    v3_keys: str = "public-key"
     url: str = ""
     process: subprocess.Popen | None = None
+    v3: dict = field(default_factory=dict)
 
     def start(self) -> Simulator:
-        ready = Path(tempfile.mkdtemp(prefix="wxsim-")) / "ready"
+        folder = Path(tempfile.mkdtemp(prefix="wxsim-"))
+        ready = folder / "ready"
         log = open(self.log_path or os.devnull, "ab")  # noqa: SIM115 (lives with the process)
         self.process = subprocess.Popen(  # noqa: S603 (fixed command)
             [
@@ -76,6 +83,9 @@ class Simulator:
                 "--retry-scale", str(self.retry_scale),
                 "--close-min-seconds", str(self.close_min_seconds),
                 "--ready-file", str(ready),
+                "--v3-keys", self.v3_keys,
+                "--v3-dir", str(folder / "v3"),
+                "--apiv3-key", self.account.apiv3_key,
             ],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -86,7 +96,23 @@ class Simulator:
                 raise RuntimeError("the WeChat simulator did not start")
             time.sleep(0.05)
         self.url = ready.read_text().strip()
+        self.v3 = json.loads((folder / "v3" / "wxsim-v3.json").read_text(encoding="utf-8"))
         return self
+
+    def v3_settings(self) -> dict[str, str]:
+        """The shop's WeChat Pay v3 settings (shopsite/settings.py) for this simulator: the
+        merchant key it made, its serial, the APIv3 key and, unless the simulator plays a
+        platform-certificate merchant, WeChat Pay's public key and id."""
+        index = self.v3
+        settings = {
+            "WECHAT_API_V3_KEY": index["apiv3_key"],
+            "WECHAT_MCH_PRIVATE_KEY_PATH": index["merchant_private_key_path"],
+            "WECHAT_MCH_CERT_SERIAL": index["merchant_serial"],
+        }
+        if self.v3_keys != "certificate":
+            settings["WECHAT_PAY_PUBLIC_KEY_PATH"] = index["public_key_path"]
+            settings["WECHAT_PAY_PUBLIC_KEY_ID"] = index["public_key_id"]
+        return settings
 
     def control(self, method: str, path: str, json: dict | None = None) -> requests.Response:
         return requests.request(method, self.url + path, json=json, timeout=30)
@@ -102,6 +128,9 @@ class ShopServer:
     sim: Simulator
     database_url: str
     sign_type: str = "MD5"
+    # "v3": new orders go through WeChat Pay v3 (WECHAT_PAY_VERSION) with the simulator's
+    # v3 files; notifies then come to /payment/v3/wxnotify (derived from WECHAT_NOTIFY_URL).
+    pay_version: str = "v2"
     workers: int = 2
     log_path: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -130,6 +159,8 @@ class ShopServer:
             WECHAT_PAY_API_BASE=self.sim.url,
             WECHAT_NOTIFY_URL=f"{self.url}/payment/wxnotify",
         )
+        if self.pay_version == "v3":
+            env.update(WECHAT_PAY_VERSION="v3", **self.sim.v3_settings())
         env.update(self.extra_env)
         return env
 

@@ -3,6 +3,12 @@ real processes on the suite's database (a pytest plugin, loaded by tests/conftes
 
 Session-scoped: one simulator and one server per run, shared by tests/e2e and
 tests/browser.
+
+WeChat Pay v3: ``E2E_PAY_VERSION=v3`` starts ``shop``, ``hmac_shop`` and the queue stacks with
+``WECHAT_PAY_VERSION=v3`` and the simulator's v3 files, as ``DEMO_PAY_VERSION=v3`` does for
+the demo, so the whole suite runs its purchases through v3; ``E2E_V3_KEYS`` picks the
+simulator's key mode (public-key, certificate, both). ``v3_shop`` / ``v3_phone`` are a v3 server
+next to the default one, for tests of v3 itself.
 """
 
 import os
@@ -21,6 +27,13 @@ from demo.stack import RedisServer, ShopServer, Simulator, WeChatAccount, Worker
 from orders.models import Product
 from tests.settings import TEST_ENV
 
+# Which WeChat Pay API the default servers place orders with, and how the simulator's v3 signs.
+PAY_VERSION = os.environ.get("E2E_PAY_VERSION", "v2").lower()
+V3_KEYS = os.environ.get("E2E_V3_KEYS", "public-key")
+if PAY_VERSION not in ("v2", "v3") or V3_KEYS not in ("public-key", "certificate", "both"):
+    raise pytest.UsageError(
+        "E2E_PAY_VERSION is v2 or v3; E2E_V3_KEYS is public-key, certificate or both"
+    )
 # The test settings' own credentials, so the test process can sign and verify too.
 ACCOUNT = WeChatAccount(
     appid=TEST_ENV["WECHAT_APPID"],
@@ -59,7 +72,9 @@ def logs(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def sim(logs) -> Iterator[Simulator]:
-    simulator = Simulator(ACCOUNT, retry_scale=0.01, log_path=logs / "wxsim.log").start()
+    simulator = Simulator(
+        ACCOUNT, retry_scale=0.01, log_path=logs / "wxsim.log", v3_keys=V3_KEYS
+    ).start()
     yield simulator
     simulator.stop()
 
@@ -83,12 +98,15 @@ def static_files() -> None:
     call_command("collectstatic", interactive=False, verbosity=0)
 
 
-def _start_shop(sim, logs, sign_type: str, certificate: dict[str, str]) -> ShopServer:
+def _start_shop(
+    sim, logs, sign_type: str, certificate: dict[str, str], pay_version: str = PAY_VERSION
+) -> ShopServer:
     return ShopServer(
         sim,
         database_url(),
         sign_type=sign_type,
-        log_path=logs / f"gunicorn-{sign_type}.log",
+        pay_version=pay_version,
+        log_path=logs / f"gunicorn-{sign_type}{'-v3' if pay_version == 'v3' else ''}.log",
         extra_env={**SERVER_ENV, **certificate},
     ).start()
 
@@ -105,6 +123,33 @@ def hmac_shop(sim, logs, django_db_setup, merchant_certificate) -> Iterator[Shop
     server = _start_shop(sim, logs, "HMAC-SHA256", merchant_certificate)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def v3_shop(
+    sim, logs, django_db_setup, static_files, merchant_certificate
+) -> Iterator[ShopServer]:
+    """A server placing orders through WeChat Pay v3, whatever ``E2E_PAY_VERSION`` says."""
+    server = _start_shop(sim, logs, "MD5", merchant_certificate, pay_version="v3")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def v3_phone(v3_shop, fresh_sim, transactional_db) -> MiniProgram:
+    app = MiniProgram(v3_shop.url, fresh_sim)
+    app.login()
+    return app
+
+
+@pytest.fixture
+def v3_pay_settings(pay_settings, sim):
+    """``pay_settings`` with the simulator's v3 files: commands in this process place and
+    check orders through v3, as ``v3_shop`` does."""
+    pay_settings.WECHAT_PAY_VERSION = "v3"
+    for name, value in sim.v3_settings().items():
+        setattr(pay_settings, name, value)
+    return pay_settings
 
 
 # -- the task queue: app servers and a Celery worker on Redis (docs/INVARIANTS.md §8) ----------
@@ -173,7 +218,7 @@ def start_queue_stack(
     shops = [
         ShopServer(
             sim, database_url(), port=port, log_path=logs / f"gunicorn-{name}-{n}.log",
-            extra_env=env,
+            extra_env=env, pay_version=PAY_VERSION,
         )
         for n, port in enumerate(ports)
     ]  # fmt: skip

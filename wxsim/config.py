@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 DEMO_APPID = "wx0000000000demo"
@@ -11,6 +12,14 @@ DEMO_MCH_ID = "1900000109"
 DEMO_MCH_KEY = "wxsimDemoMchKey0123456789abcdefX"
 # The mini-program's original id (原始ID), the ToUserName of its message pushes.
 DEMO_ORIGINAL_ID = "gh_00000000demo"
+# 32 ASCII characters like a real APIv3 key (docs/protocol/wechat-pay-v3.md §1.1): it only
+# encrypts notify resources and platform certificates. A demo value, never a real one.
+DEMO_APIV3_KEY = "wxsimDemoApiV3Key0123456789abcdX"
+# How WeChat Pay v3 signs its answers and notifies (docs/protocol/wechat-pay-v3.md §3.3-§3.5):
+# with the WeChat Pay public key (new merchants), platform certificates (older ones), or
+# both while a merchant switches over.
+V3_KEY_MODES = ("public-key", "certificate", "both")
+_HEX_SERIAL = re.compile(r"[0-9A-Fa-f]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,13 @@ class Config:
     token_ttl: int = 7200
     original_id: str = DEMO_ORIGINAL_ID
     verbose: bool = False
+    # WeChat Pay v3 (wxsim/v3keys.py). The simulator's own keys are made at start; the
+    # merchant's key is read from v3_merchant_key (a private key, public key or certificate
+    # PEM), or made at start too when empty.
+    v3_keys: str = "public-key"
+    apiv3_key: str = DEMO_APIV3_KEY
+    v3_merchant_key: str = ""
+    v3_merchant_serial: str = ""
 
     def __post_init__(self) -> None:
         if len(self.mch_key) != 32 or not self.mch_key.isascii():
@@ -46,3 +62,9 @@ class Config:
             raise ValueError("retry_scale and close_min_seconds must be >= 0")
         if self.token_ttl < 1:
             raise ValueError("token_ttl must be at least 1 second")
+        if self.v3_keys not in V3_KEY_MODES:
+            raise ValueError(f"v3_keys must be one of {', '.join(V3_KEY_MODES)}")
+        if len(self.apiv3_key) != 32 or not self.apiv3_key.isascii():
+            raise ValueError("apiv3_key must be 32 ASCII characters, like a WeChat APIv3 key")
+        if self.v3_merchant_serial and not _HEX_SERIAL.fullmatch(self.v3_merchant_serial):
+            raise ValueError("v3_merchant_serial must be a hex certificate serial")

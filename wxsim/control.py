@@ -1,7 +1,8 @@
 """``/sim/...``: the JSON control API that plays the phone and drives the simulator.
 
 Not part of WeChat. Tests, demos and benchmarks use it to log in, pay, inject faults,
-duplicate notifies, inspect the ledger and read counters; and, for the mini-program server
+duplicate notifies, inspect the ledger and read counters, read and switch WeChat Pay v3's
+keys; and, for the mini-program server
 API, to age access tokens, accept subscribe templates, move shipped trades on (receipt,
 settlement) and push message-push events to the shop.
 """
@@ -14,7 +15,9 @@ from typing import Any
 from urllib.parse import unquote
 
 from wxsim import bills, push, shipping, subscribe, tokens
+from wxsim.config import V3_KEY_MODES
 from wxsim.login import issue_code
+from wxsim.refunds import resend_refund_notify
 from wxsim.state import Simulator
 from wxsim.trades import PayRefused, check_request_payment, pay_trade, resend_notify
 
@@ -127,6 +130,14 @@ def _notify(sim: Simulator, data: dict[str, Any], out_trade_no: str) -> JsonRepl
     if not 1 <= copies <= MAX_COPIES:
         raise BadRequest(f'"copies" must be between 1 and {MAX_COPIES}')
     concurrent = _field(data, "concurrent", bool, False)
+    out_refund_no = _field(data, "out_refund_no", str, "")
+    if out_refund_no:
+        try:
+            attempts = resend_refund_notify(sim, out_trade_no, out_refund_no, copies, concurrent)
+        except LookupError as exc:
+            return 409, {"detail": str(exc)}
+        return 200, {"out_trade_no": out_trade_no, "out_refund_no": out_refund_no,
+                     "attempts": attempts}
     attempts = resend_notify(sim, out_trade_no, copies, concurrent)
     return 200, {"out_trade_no": out_trade_no, "attempts": attempts}
 
@@ -240,6 +251,26 @@ def _push(sim: Simulator, data: dict[str, Any], _: str) -> JsonReply:
                  "attempts": attempts}
 
 
+# --- WeChat Pay v3 ------------------------------------------------------------------------------
+
+def _v3_keys(sim: Simulator, _: dict[str, Any], __: str) -> JsonReply:
+    """The public half of v3's keys (no private key, no APIv3 key) and the key mode."""
+    with sim.lock:
+        mode = sim.v3_mode
+    return 200, sim.v3.as_json(mode)
+
+
+def _v3_switch(sim: Simulator, data: dict[str, Any], _: str) -> JsonReply:
+    """Switch the key mode now, e.g. certificate → both → public-key as a merchant migrates
+    (docs/protocol/wechat-pay-v3.md §3.5); a reset goes back to the configured one."""
+    mode = _field(data, "mode", str, "")
+    if mode not in V3_KEY_MODES:
+        raise BadRequest(f'"mode" must be one of {list(V3_KEY_MODES)}')
+    with sim.lock:
+        sim.v3_mode = mode
+    return 200, sim.v3.as_json(mode)
+
+
 # --- bills that disagree with the ledger -----------------------------------------------------
 
 def _add_bill_fault(sim: Simulator, data: dict[str, Any], _: str) -> JsonReply:
@@ -279,4 +310,5 @@ ROUTES: dict[str, dict[str, Endpoint]] = {
     "/sim/push": {"POST": _push},
     "/sim/bills/faults": {"GET": _show_bill_faults, "POST": _add_bill_fault,
                           "DELETE": _clear_bill_faults},
+    "/sim/v3/keys": {"GET": _v3_keys, "POST": _v3_switch},
 }

@@ -2,6 +2,11 @@
 
 One ``requests.Session`` (keep-alive, bounded timeouts) is shared by all deliveries.
 Each scheduled notify runs in its own daemon thread; ``reset()`` cancels pending retries.
+
+v2 notifies are one fixed XML body with fixed headers. v3 notifies (wxsim.v3notify) keep
+their body but are signed afresh for every attempt, and any 2xx is a success: a ``Headers``
+callable gives each attempt its headers (and the fault it carries, if any), ``accept``
+judges the reply.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ RETRY_SCHEDULE_S = (15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600,
                     10800, 10800, 10800, 21600, 21600)
 REPLY_KEEP_CHARS = 500
 HEADERS = {"Content-Type": "text/xml", "User-Agent": "wxsim (WeChat Pay notify simulator)"}
+# attempt number -> (headers, the injected fault it carries or "")
+Headers = Callable[[int], tuple[dict[str, str], str]]
+Accept = Callable[[int | None, bytes], bool]
 
 
 def is_success_reply(status: int | None, content: bytes) -> bool:
@@ -77,13 +85,16 @@ class Notifier:
         with self._sim.lock:
             self.dropped += 1
 
-    def schedule(self, url: str, body: bytes, log: list[dict[str, Any]]) -> None:
+    def schedule(
+        self, url: str, body: bytes, log: list[dict[str, Any]],
+        headers: Headers | None = None, accept: Accept = is_success_reply,
+    ) -> None:
         """Deliver ``body`` in the background, retrying until a SUCCESS reply; log attempts."""
         with self._sim.lock:
             self.pending += 1
             generation, stop = self._generation, self._stop
         thread = threading.Thread(
-            target=self._deliver, args=(url, body, log, generation, stop),
+            target=self._deliver, args=(url, body, log, generation, stop, headers, accept),
             name="wxsim-notify", daemon=True,
         )
         thread.start()
@@ -91,6 +102,7 @@ class Notifier:
     def _deliver(
         self, url: str, body: bytes, log: list[dict[str, Any]],
         generation: int, stop: threading.Event,
+        headers: Headers | None = None, accept: Accept = is_success_reply,
     ) -> None:
         scale = self._sim.config.retry_scale
         delays = (0.0, *(step * scale for step in RETRY_SCHEDULE_S))
@@ -99,7 +111,7 @@ class Notifier:
             for number, delay in enumerate(delays, 1):
                 if stop.wait(delay):
                     return
-                attempt = self.send_once(url, body, number, generation)
+                attempt = self.send_once(url, body, number, generation, headers, accept)
                 with self._sim.lock:
                     log.append(attempt)
                 if attempt["success"]:
@@ -113,10 +125,14 @@ class Notifier:
                         self.failed += 1  # the whole 24 h schedule was used up
 
     def send_once(
-        self, url: str, body: bytes, number: int = 1, generation: int | None = None
+        self, url: str, body: bytes, number: int = 1, generation: int | None = None,
+        headers: Headers | None = None, accept: Accept = is_success_reply,
     ) -> dict[str, Any]:
         """One POST of a notify; returns the attempt record (never raises)."""
-        attempt = self.post_once(url, body, HEADERS, is_success_reply, number)
+        sent, fault = headers(number) if headers is not None else (HEADERS, "")
+        attempt = self.post_once(url, body, sent, accept, number)
+        if fault:
+            attempt["fault"] = fault
         with self._sim.lock:
             if generation is None or generation == self._generation:
                 self.attempts += 1
@@ -138,7 +154,10 @@ class Notifier:
         content, error = b"", ""
         timeout = self._sim.config.notify_timeout
         try:
-            response = self._session.post(url, data=body, headers=headers, timeout=timeout)
+            # WeChat follows no redirect: a 3xx (a login page) is a failure (v3 note §7.5).
+            response = self._session.post(
+                url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+            )
             status, content = response.status_code, response.content
         except requests.RequestException as exc:
             error = f"{type(exc).__name__}: {exc}"[:REPLY_KEEP_CHARS]
@@ -154,7 +173,8 @@ class Notifier:
         }
 
     def send_copies(
-        self, url: str, bodies: list[bytes], concurrent: bool, log: list[dict[str, Any]]
+        self, url: str, bodies: list[bytes], concurrent: bool, log: list[dict[str, Any]],
+        headers: Headers | None = None, accept: Accept = is_success_reply,
     ) -> list[dict[str, Any]]:
         """Send each body once, now; concurrently they start together behind a barrier."""
         results: list[dict[str, Any] | None] = [None] * len(bodies)
@@ -163,7 +183,9 @@ class Notifier:
         def send(index: int) -> None:
             if barrier is not None:
                 barrier.wait(timeout=5)
-            results[index] = self.send_once(url, bodies[index], index + 1)
+            results[index] = self.send_once(
+                url, bodies[index], index + 1, None, headers, accept
+            )
 
         if concurrent:
             threads = [threading.Thread(target=send, args=(i,), daemon=True)

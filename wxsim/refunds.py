@@ -2,6 +2,10 @@
 
 The real refund call needs the merchant's client certificate (mutual TLS); a plain-HTTP
 simulator cannot check that, so it accepts every correctly signed request.
+
+Refunds asked through v3 (wxsim.v3refunds) share this ledger and this completion: a refund
+ends SUCCESS, or ABNORMAL / CLOSED when a ``{"refund": …}`` fault says so, and its notify
+speaks the API that asked for it. Statuses are kept in v3's words; v2 answers translate them.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import re
 import threading
 from typing import Any
 
+from wxsim import v3notify
 from wxsim.payapi import (
     BizError,
     PayRequest,
@@ -37,6 +42,9 @@ REFUND_LIMITS = {"out_trade_no": 32, "transaction_id": 32, "out_refund_no": 64,
 MAX_REFUNDS_PER_TRADE = 50  # §7.1 rules
 REFUND_PROCESSING_S = 15.0  # multiplied by retry_scale; a wallet refund really takes minutes
 QUERY_PAGE = 10  # refundquery by order lists at most 10 refunds per offset (§7.2)
+# v2's refund_status for v3's (§7.2): CHANGE is v3's ABNORMAL, REFUNDCLOSE its CLOSED.
+V2_STATUS = {"SUCCESS": "SUCCESS", "PROCESSING": "PROCESSING", "ABNORMAL": "CHANGE",
+             "CLOSED": "REFUNDCLOSE"}
 
 
 def aes_available() -> bool:
@@ -64,13 +72,18 @@ def refund(sim: Simulator, request: PayRequest) -> dict[str, Any]:
                                "with different parameters)")
             return _refund_answer(trade, existing)
         _check_refundable(trade, total_fee, refund_fee)
-        record = _record_refund(sim, trade, out_refund_no, refund_fee, request.get("notify_url"))
+        record = record_refund(sim, trade, out_refund_no, refund_fee, request.get("notify_url"))
         answer = _refund_answer(trade, record)
+    start_processing(sim, record)
+    return answer
+
+
+def start_processing(sim: Simulator, record: Refund) -> None:
+    """The refund completes a while later, in the background (wallet refunds take minutes)."""
     delay = REFUND_PROCESSING_S * sim.config.retry_scale
     timer = threading.Timer(delay, complete_refund, args=(sim, record))
     timer.daemon = True
     timer.start()
-    return answer
 
 
 def _paid_trade(sim: Simulator, request: PayRequest) -> Trade:
@@ -93,13 +106,16 @@ def _check_refundable(trade: Trade, total_fee: int, refund_fee: int) -> None:
         raise BizError("ERROR", "退款次数超过限制 (at most 50 refunds per order)")
 
 
-def _record_refund(
-    sim: Simulator, trade: Trade, out_refund_no: str, refund_fee: int, notify_url: str
+def record_refund(
+    sim: Simulator, trade: Trade, out_refund_no: str, refund_fee: int, notify_url: str,
+    **extra: str,
 ) -> Refund:
+    """Record an accepted refund (PROCESSING); ``extra``: api, reason, funds_account."""
     now = sim.now()
     # 29 digits like 50300103182020010413419046597.
     refund_id = "503000" + wx_time(now)[:8] + random_digits(15)
-    record = Refund(out_refund_no, refund_id, trade.out_trade_no, refund_fee, now, notify_url)
+    record = Refund(out_refund_no, refund_id, trade.out_trade_no, refund_fee, now, notify_url,
+                    **extra)
     trade.refunds.append(record)
     trade.state = REFUND
     sim.refunds[out_refund_no] = record
@@ -124,12 +140,16 @@ def _refund_answer(trade: Trade, record: Refund) -> dict[str, Any]:
 # --- completion and the refund notify -----------------------------------------------------
 
 def complete_refund(sim: Simulator, record: Refund) -> None:
-    """Timer thread: the refund succeeds, then WeChat tells the merchant (§7.3)."""
+    """Timer thread: the refund succeeds (or, by a fault, ends ABNORMAL or CLOSED), then
+    WeChat tells the merchant (§7.3; docs/protocol/wechat-pay-v3.md §8.5)."""
     with sim.lock:
         if sim.refunds.get(record.out_refund_no) is not record or record.status != "PROCESSING":
             return  # reset in the meantime
-        record.status = "SUCCESS"
-        record.success_time = wx_datetime(sim.now())
+        now = sim.now()
+        record.status = sim.faults.take_refund_outcome() or "SUCCESS"
+        if record.status == "SUCCESS":
+            record.success_time = wx_datetime(now)
+            record.success_at = now
         if not record.notify_url:
             return
         if not aes_available():
@@ -138,11 +158,37 @@ def complete_refund(sim: Simulator, record: Refund) -> None:
         dropped = sim.faults.take_notify_drop()
         record.notify = "dropped" if dropped else "scheduled"
         trade = sim.trades[record.out_trade_no]
-        body = refund_notify_body(sim, trade, record)
+        v3 = record.api == "v3"
+        body = (v3notify.refund_body(sim, trade, record) if v3
+                else refund_notify_body(sim, trade, record))
     if dropped:
         sim.notifier.count_dropped()
+    elif v3:
+        v3notify.schedule(sim, record.notify_url, body, record.notify_attempts)
     else:
         sim.notifier.schedule(record.notify_url, body, record.notify_attempts)
+
+
+def resend_refund_notify(
+    sim: Simulator, out_trade_no: str, out_refund_no: str, copies: int, concurrent: bool
+) -> list[dict[str, Any]]:
+    """Duplicate a finished refund's notify now (``POST /sim/notify/<out_trade_no>`` with
+    ``out_refund_no``). Raises LookupError when there is none to send."""
+    with sim.lock:
+        record = sim.refunds.get(out_refund_no)
+        if record is None or record.out_trade_no != out_trade_no:
+            raise LookupError(f"no refund {out_refund_no} of trade {out_trade_no}")
+        if record.status == "PROCESSING" or not record.notify_url:
+            raise LookupError(f"refund {out_refund_no} has no notify to send (yet)")
+        trade = sim.trades[out_trade_no]
+        v3 = record.api == "v3"
+        body = (v3notify.refund_body(sim, trade, record) if v3
+                else refund_notify_body(sim, trade, record))
+    if v3:
+        return v3notify.send_copies(sim, record.notify_url, body, copies, concurrent,
+                                    record.notify_attempts)
+    return sim.notifier.send_copies(record.notify_url, [body] * copies, concurrent,
+                                    record.notify_attempts)
 
 
 def refund_notify_body(sim: Simulator, trade: Trade, record: Refund) -> bytes:
@@ -154,7 +200,7 @@ def refund_notify_body(sim: Simulator, trade: Trade, record: Refund) -> bytes:
         "total_fee": trade.total_fee,
         "refund_fee": record.refund_fee,
         "settlement_refund_fee": record.refund_fee,
-        "refund_status": record.status,
+        "refund_status": V2_STATUS[record.status],
         "success_time": record.success_time,
         "refund_recv_accout": "支付用户零钱",  # sic: the official field name (§7.3)
         "refund_account": "REFUND_SOURCE_RECHARGE_FUNDS",
@@ -235,7 +281,7 @@ def _refund_item(n: int, record: Refund) -> dict[str, Any]:
         f"refund_channel_{n}": "ORIGINAL",
         f"refund_fee_{n}": record.refund_fee,
         f"settlement_refund_fee_{n}": record.refund_fee,
-        f"refund_status_{n}": record.status,
+        f"refund_status_{n}": V2_STATUS[record.status],
         f"refund_account_{n}": "REFUND_SOURCE_RECHARGE_FUNDS",
         f"refund_recv_accout_{n}": "支付用户零钱",
     }

@@ -1,4 +1,5 @@
-"""One HTTP server that plays api.weixin.qq.com, api.mch.weixin.qq.com and ``/sim/``.
+"""One HTTP server that plays api.weixin.qq.com, api.mch.weixin.qq.com (Pay v2 and, under
+``/v3/``, Pay v3) and ``/sim/``.
 
 HTTP/1.1 with keep-alive (every answer has a Content-Length), one daemon thread per
 connection. Connections are counted where they are accepted, so ``/sim/stats`` shows
@@ -17,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from wxsim import bills, control, miniapi, payapi, shipping, subscribe
+from wxsim import bills, control, miniapi, payapi, shipping, subscribe, v3api
 from wxsim.config import Config
 from wxsim.faults import BILL_PATH, MINIAPI_PATHS, PAY_PATHS, SNS_PATHS, TOKEN_PATH, PathFault
 from wxsim.login import code2session, wx_error
@@ -57,8 +58,9 @@ HTML_500 = b"<html><body><h1>500 Internal Server Error</h1></body></html>"
 class Reply:
     status: int
     body: bytes
-    content_type: str
+    content_type: str  # "": no Content-Type (a v3 204)
     close: bool = False
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def json_reply(status: int, data: dict[str, Any], content_type: str = "application/json") -> Reply:
@@ -131,6 +133,11 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         sim = self.server.simulator
         if url.path.startswith("/sim/"):
             return json_reply(*control.handle(sim, self.command, url.path, body))
+        if url.path.startswith("/v3/"):
+            # v3 signs the request line as sent: hand over the raw target, not a parsed one.
+            answer = v3api.handle(sim, self.command, self.path, self.headers, body,
+                                  self.server.base_url)
+            return Reply(answer.status, answer.body, answer.content_type, headers=answer.headers)
         sim.count_request(url.path)
         if url.path in SNS_PATHS or url.path in PAY_PATHS or url.path in MINIAPI_PATHS:
             return self._wechat(sim, url.path, url.query, body)
@@ -196,8 +203,18 @@ class SimRequestHandler(BaseHTTPRequestHandler):
             self.rfile.readline(8)  # CRLF after each chunk
 
     def _send(self, reply: Reply) -> None:
+        try:
+            self._write(reply)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up waiting (a slow fault beyond its timeout): nothing to tell.
+            self.close_connection = True
+
+    def _write(self, reply: Reply) -> None:
         self.send_response(reply.status)
-        self.send_header("Content-Type", reply.content_type)
+        if reply.content_type:
+            self.send_header("Content-Type", reply.content_type)
+        for name, value in reply.headers:
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(reply.body)))
         if reply.close:
             self.send_header("Connection", "close")

@@ -17,6 +17,7 @@ from typing import Any
 from wxsim.config import Config
 from wxsim.faults import Faults
 from wxsim.notify import Notifier
+from wxsim.v3keys import V3Keys
 
 # Trade states this simulator produces (orderquery trade_state, §6.1).
 NOTPAY, SUCCESS, CLOSED, REFUND = "NOTPAY", "SUCCESS", "CLOSED", "REFUND"
@@ -45,8 +46,14 @@ class Refund:
     refund_fee: int
     created_at: float
     notify_url: str = ""
+    # SUCCESS, CLOSED, PROCESSING, ABNORMAL (docs/protocol/wechat-pay-v3.md §8.2); the v2
+    # answers and notify translate them (wxsim.refunds).
     status: str = "PROCESSING"
     success_time: str = ""
+    api: str = "v2"  # which API asked for it: the notify speaks that API's language
+    reason: str = ""  # v3 only: the refund's reason, echoed nowhere but kept for re-entry
+    funds_account: str = ""
+    success_at: float = 0.0
     notify: str = "none"  # what became of the refund notify: none/scheduled/dropped/skipped...
     notify_attempts: list[dict[str, Any]] = field(default_factory=list)
 
@@ -57,6 +64,7 @@ class Refund:
             "refund_fee": self.refund_fee,
             "status": self.status,
             "success_time": self.success_time,
+            "api": self.api,
             "notify_url": self.notify_url,
             "notify": self.notify,
             "notify_attempts": list(self.notify_attempts),
@@ -84,6 +92,11 @@ class Trade:
     refunds: list[Refund] = field(default_factory=list)
     notify_attempts: list[dict[str, Any]] = field(default_factory=list)
     notifies_dropped: int = 0
+    # Which API placed it: "v2" (unifiedorder) or "v3" (JSAPI prepay). Either API queries,
+    # closes and refunds it (one merchant, one ledger); the payment notify speaks this one.
+    api: str = "v2"
+    v3_request: dict[str, Any] = field(default_factory=dict)  # the prepay body, for re-entry
+    expires_at: float = 0.0  # v3 time_expire: unpayable afterwards (0: 7 days, §4.1)
 
     @property
     def openid(self) -> str:
@@ -95,12 +108,14 @@ class Trade:
 
     @property
     def refunded_fee(self) -> int:
-        return sum(r.refund_fee for r in self.refunds)
+        # A CLOSED refund gave nothing back: its amount is refundable again (§8.3 of the v3 note).
+        return sum(r.refund_fee for r in self.refunds if r.status != "CLOSED")
 
     def as_json(self) -> dict[str, Any]:
         return {
             "out_trade_no": self.out_trade_no,
             "state": self.state,
+            "api": self.api,
             "total_fee": self.total_fee,
             "openid": self.openid,
             "sign_type": self.sign_type,
@@ -172,6 +187,8 @@ class Simulator:
         self.lock = threading.RLock()
         self.faults = Faults()
         self.notifier = Notifier(self)
+        # WeChat Pay v3's keys: made once, kept across resets (the shop holds their files).
+        self.v3 = V3Keys(config)
         self._clear_ledgers()
 
     def _clear_ledgers(self) -> None:
@@ -196,6 +213,11 @@ class Simulator:
         self.subscriptions: Counter[tuple[str, str]] = Counter()  # (openid, template_id)
         self.messages: list[dict[str, Any]] = []  # subscribe messages sent
         self.pushes: list[dict[str, Any]] = []  # message pushes delivered by POST /sim/push
+        # WeChat Pay v3: the key mode now (POST /sim/v3/keys switches it), how many v3
+        # notifies went out (both modes alternate keys), the bills handed out for download.
+        self.v3_mode = self.config.v3_keys
+        self.v3_notifies = 0
+        self.bill_downloads: dict[str, dict[str, Any]] = {}  # token -> file and expiry
 
     def reset(self) -> None:
         """Forget everything and cancel pending notify retries (``POST /sim/reset``)."""

@@ -1,7 +1,9 @@
 """Trades: unifiedorder (§3), orderquery (§6.1), closeorder (§6.2), and the payment itself.
 
 The payment is what the phone does after ``wx.requestPayment``; here it is triggered by
-``POST /sim/pay`` and followed by the signed payment notify (§5).
+``POST /sim/pay`` and followed by the signed payment notify (§5). One ledger for both APIs:
+a trade placed through v3 (wxsim.v3trades) is paid here too, its ``paySign`` RSA
+(docs/protocol/wechat-pay-v3.md §5.2) and its notify v3's (wxsim.v3notify).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import re
 import secrets
 from typing import Any
 
+from wxsim import v3notify
 from wxsim.payapi import (
     BizError,
     PayRequest,
@@ -24,6 +27,7 @@ from wxsim.payapi import (
 )
 from wxsim.protocol import random_digits, random_string, sign, signed_xml, wx_time
 from wxsim.state import CLOSED, NOTPAY, PAID_STATES, REFUND, SUCCESS, Simulator, Trade
+from wxsim.v3keys import rsa_verify
 
 PREPAY_TTL_S = 2 * 3600  # prepay_id is valid 2 hours (§3.3)
 TRADE_TYPES = ("JSAPI", "NATIVE", "APP", "MWEB")
@@ -69,7 +73,7 @@ def unifiedorder(sim: Simulator, request: PayRequest) -> dict[str, Any]:
         if trade is None:
             trade = Trade(out_trade_no, params, request.sign_type, now, "", 0.0)
             sim.trades[out_trade_no] = trade
-            _issue_prepay(sim, trade, now)
+            issue_prepay(sim, trade, now)
         else:
             _reenter(sim, trade, params, now)
         answer: dict[str, Any] = {"trade_type": params["trade_type"], "prepay_id": trade.prepay_id}
@@ -111,10 +115,10 @@ def _reenter(sim: Simulator, trade: Trade, params: dict[str, str], now: float) -
         raise BizError("OUT_TRADE_NO_USED",
                        f"商户订单号重复 (re-entry with different {', '.join(changed)})")
     if now >= trade.prepay_expires_at:
-        _issue_prepay(sim, trade, now)  # same trade, fresh 2-hour prepay_id (§3.3)
+        issue_prepay(sim, trade, now)  # same trade, fresh 2-hour prepay_id (§3.3)
 
 
-def _issue_prepay(sim: Simulator, trade: Trade, now: float) -> None:
+def issue_prepay(sim: Simulator, trade: Trade, now: float) -> None:
     # Shaped like wx201410272009395522657a690389285100: "wx" + Beijing time + hex.
     trade.prepay_id = "wx" + wx_time(now) + secrets.token_hex(10)
     trade.prepay_expires_at = now + PREPAY_TTL_S
@@ -164,13 +168,17 @@ def closeorder(sim: Simulator, request: PayRequest) -> dict[str, Any]:
 
 PAY_SIGN_FAILED = "支付验证签名失败"
 REQUEST_PAYMENT_FIELDS = ("timeStamp", "nonceStr", "package", "signType", "paySign")
+RSA = "RSA"  # v3's signType (docs/protocol/wechat-pay-v3.md §5.1); v3 trades carry it
 
 
 def check_request_payment(sim: Simulator, payment: dict[str, Any]) -> str:
     """What WeChat checks when a mini-program calls ``wx.requestPayment(payment)`` (§4).
 
     Returns the prepay_id. The sign type must be the trade's own, and paySign must sign
-    appId (not passed, but signed), timeStamp, nonceStr, package and signType (§4.2).
+    appId (not passed, but signed), timeStamp, nonceStr, package and signType (§4.2). A v3
+    trade's is ``RSA``: the merchant key's signature over the four lines appId, timeStamp,
+    nonceStr and package, each ending in a newline (docs/protocol/wechat-pay-v3.md §5.2),
+    verified with the merchant's public key.
     """
     if set(payment) != set(REQUEST_PAYMENT_FIELDS) or not all(
         isinstance(payment[name], str) for name in REQUEST_PAYMENT_FIELDS
@@ -184,12 +192,18 @@ def check_request_payment(sim: Simulator, payment: dict[str, Any]) -> str:
         sign_type = trade.sign_type if trade else ""
     if trade is None or not payment["package"].startswith("prepay_id="):
         raise PayRefused(409, PREPAY_EXPIRED)
-    signed = {"appId": sim.config.appid, **{k: payment[k] for k in REQUEST_PAYMENT_FIELDS[:4]}}
-    if payment["signType"] != sign_type or not hmac.compare_digest(
-        payment["paySign"], sign(signed, sim.config.mch_key, sign_type)
-    ):
+    if payment["signType"] != sign_type or not _pay_sign_ok(sim, payment, sign_type):
         raise PayRefused(400, PAY_SIGN_FAILED)
     return prepay_id
+
+
+def _pay_sign_ok(sim: Simulator, payment: dict[str, str], sign_type: str) -> bool:
+    if sign_type == RSA:
+        lines = (sim.config.appid, payment["timeStamp"], payment["nonceStr"], payment["package"])
+        message = "".join(line + "\n" for line in lines).encode("utf-8")
+        return rsa_verify(sim.v3.merchant_public_key, message, payment["paySign"])
+    signed = {"appId": sim.config.appid, **{k: payment[k] for k in REQUEST_PAYMENT_FIELDS[:4]}}
+    return hmac.compare_digest(payment["paySign"], sign(signed, sim.config.mch_key, sign_type))
 
 
 def pay_trade(
@@ -206,10 +220,13 @@ def pay_trade(
                    bank_type)
         dropped = sim.faults.take_notify_drop()
         trade.notifies_dropped += int(dropped)
-        body = payment_notify_body(sim, trade)
+        v3 = trade.api == "v3"
+        body = v3notify.payment_body(sim, trade) if v3 else payment_notify_body(sim, trade)
         url = trade.params["notify_url"]
     if dropped:
         sim.notifier.count_dropped()
+    elif v3:
+        v3notify.schedule(sim, url, body, trade.notify_attempts)
     else:
         sim.notifier.schedule(url, body, trade.notify_attempts)
     return {
@@ -226,8 +243,12 @@ def _check_payable(
         raise PayRefused(409, "ORDERPAID: 该订单已支付 (order already paid)")
     if trade.state == CLOSED:
         raise PayRefused(409, "ORDERCLOSED: 该订单已关闭 (order closed)")
-    # An older prepay_id than the current one has necessarily expired (§3.3).
-    if (prepay_id and prepay_id != trade.prepay_id) or sim.now() >= trade.prepay_expires_at:
+    # An older prepay_id than the current one has necessarily expired (§3.3); so has a v3
+    # order past its time_expire (docs/protocol/wechat-pay-v3.md §4.1).
+    now = sim.now()
+    if (prepay_id and prepay_id != trade.prepay_id) or now >= trade.prepay_expires_at or (
+        trade.expires_at and now >= trade.expires_at
+    ):
         raise PayRefused(409, PREPAY_EXPIRED)
     # The failure this whole project is about (§4.3): the payer must be the orderer.
     if openid and trade.openid and openid != trade.openid:
@@ -293,13 +314,17 @@ def payment_notify_body(sim: Simulator, trade: Trade) -> bytes:
 def resend_notify(
     sim: Simulator, out_trade_no: str, copies: int, concurrent: bool
 ) -> list[dict[str, Any]]:
-    """Duplicate notifies now (identical bodies, as WeChat's parallel servers send them)."""
+    """Duplicate notifies now (identical bodies, as WeChat's parallel servers send them; a
+    v3 notify signed afresh each time)."""
     with sim.lock:
         trade = sim.trades.get(out_trade_no)
         if trade is None:
             raise PayRefused(404, "no such trade")
         if trade.state not in PAID_STATES:
             raise PayRefused(409, f"trade is {trade.state}, only paid trades are notified")
-        body = payment_notify_body(sim, trade)
+        v3 = trade.api == "v3"
+        body = v3notify.payment_body(sim, trade) if v3 else payment_notify_body(sim, trade)
         url = trade.params["notify_url"]
+    if v3:
+        return v3notify.send_copies(sim, url, body, copies, concurrent, trade.notify_attempts)
     return sim.notifier.send_copies(url, [body] * copies, concurrent, trade.notify_attempts)

@@ -6,7 +6,8 @@ Signing and parsing come from ``tests/wx.py``, written independently of ``wxsim.
 (and checked against the official vectors), so the simulator is tested against the
 protocol notes, not against itself. The message-push check (``push_signature``,
 ``push_decrypt``) is written here from docs/protocol/miniprogram-server-api.md §3.4, not
-taken from ``wxsim.push``.
+taken from ``wxsim.push``. WeChat Pay v3 calls by hand (``V3Caller``) sign with
+``tests/wx_v3.py``'s few lines, never with ``wechat.pay_v3`` or ``wxsim.v3keys``.
 """
 
 # A bare §n in this file is a section of docs/protocol/wechat-pay-v2.md.
@@ -30,6 +31,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from tests.wx import OFFICIAL_APPID, OFFICIAL_KEY, OFFICIAL_MCH_ID, wx_sign
 from tests.wx import wx_parse as parse_xml
 from tests.wx import wx_xml as to_xml
+from tests.wx_v3 import wx_sign as rsa_sign
+from tests.wx_v3 import wx_verify as rsa_verify
 
 # The simulator under test plays the official example's merchant (§2.2 of the notes).
 APPID, MCH_ID, KEY = OFFICIAL_APPID, OFFICIAL_MCH_ID, OFFICIAL_KEY
@@ -183,25 +186,109 @@ def push_event(receiver: Receiver, index: int, token: str, encoding_aes_key: str
 
 @dataclass
 class Receiver:
-    """The merchant's endpoint (notifies, pushes): records requests, answers from a script."""
+    """The merchant's endpoint (notifies, pushes): records requests, answers from a script
+    (``replies`` first, then ``judge(headers, body)`` if set, else ``default_reply``)."""
 
     url: str = ""
     received: list[bytes] = field(default_factory=list)
     queries: list[dict[str, str]] = field(default_factory=list)
     content_types: list[str] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
     replies: list[tuple[int, bytes]] = field(default_factory=list)
     default_reply: tuple[int, bytes] = (200, SUCCESS_REPLY)
+    judge: Callable[[dict[str, str], bytes], tuple[int, bytes]] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def next_reply(
-        self, body: bytes, query: dict[str, str] | None = None, content_type: str = ""
+        self, body: bytes, query: dict[str, str] | None = None, content_type: str = "",
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, bytes]:
         with self.lock:
             self.received.append(body)
             self.queries.append(query or {})
             self.content_types.append(content_type)
-            return self.replies.pop(0) if self.replies else self.default_reply
+            self.headers.append(headers or {})
+            if self.replies:
+                return self.replies.pop(0)
+        if self.judge is not None:
+            return self.judge(headers or {}, body)
+        return self.default_reply
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[bytes]:
         wait_until(lambda: len(self.received) >= count, timeout)
         return list(self.received)
+
+
+# --- WeChat Pay v3 by hand (docs/protocol/wechat-pay-v3.md §2, §3) ------------------------------
+
+V3_MCHID = MCH_ID
+V3_APIV3_KEY = "wxsimTestApiV3Key0123456789abcdZ"  # 32 characters
+V3_MERCHANT_SERIAL = "3775B6A45ACD588826D15E583A95F5DD2C1E4F7A"
+
+
+@dataclass
+class V3Caller:
+    """Plays a shop calling v3 by hand: signs exactly what it sends (or, on request, not)."""
+
+    base_url: str
+    merchant_key: Any  # rsa.RSAPrivateKey
+    clock: Callable[[], float]
+    serial: str = V3_MERCHANT_SERIAL
+    mchid: str = V3_MCHID
+    http: requests.Session = field(default_factory=requests.Session)
+
+    def call(
+        self,
+        method: str,
+        target: str,
+        body: bytes | dict | None = None,
+        *,
+        timestamp: int | None = None,
+        nonce: str = "593BEC0C930BF1AFEB40B4A08C8FB242",
+        sign_target: str | None = None,
+        sign_body: bytes | None = None,
+        key: Any = None,
+        authorization: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> requests.Response:
+        """``target`` is the path and query as sent; ``sign_*`` sign something else."""
+        raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode() if (
+            isinstance(body, dict)) else (body or b"")
+        stamp = int(self.clock()) if timestamp is None else timestamp
+        message = (
+            f"{method}\n{sign_target or target}\n{stamp}\n{nonce}\n".encode()
+            + (raw if sign_body is None else sign_body) + b"\n"
+        )
+        signature = rsa_sign(key or self.merchant_key, message)
+        sent = {
+            "Accept": "application/json",
+            "User-Agent": "wxsim-tests",
+            "Authorization": authorization if authorization is not None else (
+                f'WECHATPAY2-SHA256-RSA2048 mchid="{self.mchid}",nonce_str="{nonce}",'
+                f'signature="{signature}",timestamp="{stamp}",serial_no="{self.serial}"'
+            ),
+            **(headers or {}),
+        }
+        if raw:
+            sent["Content-Type"] = "application/json"
+        return self.http.request(method, self.base_url + target, data=raw, headers=sent,
+                                 timeout=5)
+
+
+def answer_signed_by(response: requests.Response, public_key: Any) -> bool:
+    """§3.2 by hand: ``timestamp\nnonce\nbody\n`` over the raw body received."""
+    headers = response.headers
+    message = (
+        f"{headers['Wechatpay-Timestamp']}\n{headers['Wechatpay-Nonce']}\n".encode()
+        + response.content + b"\n"
+    )
+    return rsa_verify(public_key, message, headers["Wechatpay-Signature"])
+
+
+def notify_signed_by(headers: dict[str, str], body: bytes, public_key: Any) -> bool:
+    lowered = {k.lower(): v for k, v in headers.items()}
+    message = (
+        f"{lowered['wechatpay-timestamp']}\n{lowered['wechatpay-nonce']}\n".encode()
+        + body + b"\n"
+    )
+    return rsa_verify(public_key, message, lowered["wechatpay-signature"])
