@@ -1,36 +1,45 @@
 """WeChat's notifies: record, verify, apply exactly once.
 
-Payments (``POST /payment/wxnotify``, §5) and refunds (``POST /payment/refundnotify``,
-§7.3) go the same way, into the same ledger:
+Payments and refunds, API v2 (``POST /payment/wxnotify``, ``/payment/refundnotify``: XML,
+docs/protocol/wechat-pay-v2.md §5, §7.3) and API v3 (``POST /payment/v3/wxnotify``,
+``/payment/v3/refundnotify``: JSON with ``Wechatpay-*`` headers, docs/protocol/wechat-pay-v3.md
+§7, §8.5) go the same way, into the same ledger:
 
-1. ``notification_receive`` / ``refund_notification_receive`` store the raw body first, in
-   their own autocommit write, so that nothing that follows can lose it.
-2. The body is parsed and verified: for a payment the signature over every received field;
-   for a refund, which carries no sign, the decryption of ``req_info`` with our key; then
-   appid, mch_id, and the order (or refund) it names.
-3. In one transaction the rows are locked, the result checked against them and applied,
-   and the ledger row gets its outcome. Only when that transaction has committed may the
-   view answer SUCCESS (docs/INVARIANTS.md §6.2).
+1. The raw body (and for v3 the signature headers) is stored first, in its own autocommit
+   write, so that nothing that follows can lose it.
+2. The body is read and verified; this is all the two versions do differently. v2: the
+   signature over every received field (a refund, which carries no sign: the decryption
+   of ``req_info`` with our key), then appid and mch_id. v3: the RSA signature over the raw
+   body with the key ``Wechatpay-Serial`` names, within the 5-minute window, then the
+   AES-GCM resource, then appid and mchid.
+3. In one transaction the rows are locked, the result checked against them and applied
+   (``payment_apply``; ``refunds.refund_apply_result`` or, for a refund the shop never
+   asked for, ``refunds.refund_record_external``), and the ledger row gets its outcome.
+   Only when that transaction has committed may the view acknowledge (docs/INVARIANTS.md
+   §6.2).
 
 Staff may process a stored body again (``notification_reprocess``, admin's "Reprocess"):
 the same steps, into a new ledger row that points at the original, whose evidence is
 never changed.
 """
 
-# A bare §n in this file is a section of docs/protocol/wechat-pay-v2.md.
-
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from orders.models import Order
+from orders.models import Order, PayVersion
 from orders.services import MAX_TOTAL_FEE
 from payments import refunds
 from payments.models import PaymentNotification, Refund
 from payments.services import PaymentFields, payment_apply, payment_client
+from payments.v3client import v3_client, v3_keys_refresh
+from wechat import pay_v3
 from wechat.pay_v2 import (
     MAX_BODY_BYTES,
     ReqInfoError,
@@ -56,6 +65,23 @@ ACKNOWLEDGED = {
     Outcome.NOT_PAID,
 }
 KEPT_OF_OVERSIZE_BODY = 4096
+# v3: the headers kept as evidence, and what the verifier needs of them again on a
+# reprocess. A value the verifier accepts is far shorter (a signature: 2048 characters).
+SIGNATURE_HEADERS = (
+    "Wechatpay-Timestamp",
+    "Wechatpay-Nonce",
+    "Wechatpay-Signature",
+    "Wechatpay-Serial",
+    "Wechatpay-Signature-Type",
+)
+KEPT_HEADER_CHARS = 4096
+KEPT_OTHER_WECHATPAY_HEADERS = 8
+# v3 refund_status (docs/protocol/wechat-pay-v3.md §8.5) → ours. PROCESSING is no result.
+V3_REFUND_STATUS = {
+    "SUCCESS": Refund.Status.SUCCESS,
+    "CLOSED": Refund.Status.CLOSED,
+    "ABNORMAL": Refund.Status.ABNORMAL,
+}
 
 
 class NotifyRejected(Exception):
@@ -68,18 +94,71 @@ class NotReprocessable(Exception):
     pass
 
 
-# Every frame below holds the API key while signing or verifying: hidden from error
+@dataclass(frozen=True)
+class PaymentReport:
+    """What a verified payment notify says, whatever its version: the payment, or (None)
+    that WeChat reports none, and why."""
+
+    payment: PaymentFields | None
+    not_paid: str = ""
+
+
+# Every frame below holds a key while signing, verifying or decrypting: hidden from error
 # reports (shopsite/error_reports.py).
 @sensitive_variables()
 def notification_receive(*, body: bytes, remote_addr: str | None) -> PaymentNotification:
-    """Record and process one payment notify; the row's ``replied`` says what to answer."""
+    """Record and process one v2 payment notify; the row's ``replied`` says what to answer."""
     return _receive(body, remote_addr, PaymentNotification.Kind.PAYMENT, _process)
 
 
 @sensitive_variables()
 def refund_notification_receive(*, body: bytes, remote_addr: str | None) -> PaymentNotification:
-    """Record and process one refund notify; the row's ``replied`` says what to answer."""
+    """Record and process one v2 refund notify; the row's ``replied`` says what to answer."""
     return _receive(body, remote_addr, PaymentNotification.Kind.REFUND, _process_refund)
+
+
+@sensitive_variables()
+def notification_receive_v3(
+    *, body: bytes, headers: Mapping[str, str], remote_addr: str | None
+) -> PaymentNotification:
+    """Record and process one v3 payment notify; ``v3_reply_status`` says what to answer."""
+    return _receive(
+        body,
+        remote_addr,
+        PaymentNotification.Kind.PAYMENT,
+        _process_v3,
+        api_version=PayVersion.V3,
+        headers=_evidence_headers(headers),
+    )
+
+
+@sensitive_variables()
+def refund_notification_receive_v3(
+    *, body: bytes, headers: Mapping[str, str], remote_addr: str | None
+) -> PaymentNotification:
+    """Record and process one v3 refund notify; ``v3_reply_status`` says what to answer."""
+    return _receive(
+        body,
+        remote_addr,
+        PaymentNotification.Kind.REFUND,
+        _process_refund_v3,
+        api_version=PayVersion.V3,
+        headers=_evidence_headers(headers),
+    )
+
+
+def v3_reply_status(notification: PaymentNotification) -> int:
+    """The HTTP status a v3 notify is answered with (docs/protocol/wechat-pay-v3.md §7.5):
+    204 once recorded; 401 when WeChat's signature did not check out (bad, missing or
+    probe signature, unknown serial, timestamp out of the window); 400 for any other
+    refusal; 500 for our own failure. WeChat resends after anything but a 2xx."""
+    if notification.outcome in ACKNOWLEDGED:
+        return 204
+    if notification.outcome == Outcome.ERROR:
+        return 500
+    if notification.signature_valid is False:
+        return 401
+    return 400
 
 
 @sensitive_variables()
@@ -95,14 +174,29 @@ def notification_reprocess(*, notification: PaymentNotification) -> PaymentNotif
     """
     if notification.body_truncated:
         raise NotReprocessable(f"Notification {notification.pk}: only its start was kept.")
-    process = _process_refund if notification.kind == PaymentNotification.Kind.REFUND else _process
+    original = notification.reprocess_of or notification
+    refund = notification.kind == PaymentNotification.Kind.REFUND
+    options = {}
+    if notification.api_version == PayVersion.V3:
+        # Verified as at reception, with the headers and body WeChat sent then. Safe: the
+        # signature still has to verify over exactly that body with WeChat's key, so no
+        # one can make a reprocess accept anything WeChat did not sign; the 5-minute window
+        # (docs/protocol/wechat-pay-v3.md §3.6) guards against replays of fresh requests
+        # from the network, and a reprocess is staff acting on evidence stored when it
+        # arrived. A notify refused as stale then is refused as stale again now.
+        process = _process_refund_v3 if refund else _process_v3
+        process = functools.partial(process, verified_at=original.received_at)
+        options = {"api_version": PayVersion.V3, "headers": notification.headers}
+    else:
+        process = _process_refund if refund else _process
     return _receive(
         # Mutation testing: "UTF-8" names the same codec (an equivalent mutant).
         notification.raw_body.encode("utf-8"),  # pragma: no mutate
         None,
         notification.kind,
         process,
-        reprocess_of_id=notification.reprocess_of_id or notification.pk,
+        reprocess_of_id=original.pk,
+        **options,
     )
 
 
@@ -112,10 +206,16 @@ def _receive(
     kind: str,
     process: Callable[[PaymentNotification, bytes], None],
     reprocess_of_id: int | None = None,
+    *,
+    api_version: str = PayVersion.V2,
+    headers: dict[str, str] | None = None,
 ) -> PaymentNotification:
-    truncated = len(body) > MAX_BODY_BYTES
+    limit = pay_v3.MAX_NOTIFY_BYTES if api_version == PayVersion.V3 else MAX_BODY_BYTES
+    truncated = len(body) > limit
     notification = PaymentNotification.objects.create(
         kind=kind,
+        api_version=api_version,
+        headers=headers or {},
         raw_body=_as_text(body[:KEPT_OF_OVERSIZE_BODY] if truncated else body),
         body_truncated=truncated,
         remote_addr=remote_addr,
@@ -123,7 +223,7 @@ def _receive(
     )
     try:
         if truncated:
-            raise NotifyRejected(Outcome.MALFORMED, f"Body over {MAX_BODY_BYTES} bytes.")
+            raise NotifyRejected(Outcome.MALFORMED, f"Body over {limit} bytes.")
         process(notification, body)
     except NotifyRejected as exc:
         _finish(notification, exc.outcome, str(exc))
@@ -135,6 +235,125 @@ def _receive(
     return notification
 
 
+# -- applying a verified result: the same for v2 and v3 ------------------------------------------
+
+
+def _payment_record(
+    notification: PaymentNotification,
+    report: Callable[[], PaymentReport],
+    verify_with: Callable[[Order | None], None] | None = None,
+) -> None:
+    """Lock the order ``notification.out_trade_no`` names and apply what ``report`` says.
+
+    ``verify_with`` is v2's signature check, which needs the order (its algorithm); a v3
+    notify is verified before. ``report`` is read once the order is known to exist.
+    """
+    with transaction.atomic():
+        order = (
+            Order.objects.select_for_update().filter(out_trade_no=notification.out_trade_no).first()
+        )
+        if verify_with is not None:
+            verify_with(order)
+        if order is None:
+            raise NotifyRejected(Outcome.UNKNOWN_ORDER, "No order with this out_trade_no.")
+        notification.order = order
+        said = report()
+        if said.payment is None:
+            _finish(notification, Outcome.NOT_PAID, said.not_paid)
+            return
+        result = payment_apply(order=order, payment=said.payment)
+        _finish(notification, result.outcome, result.detail)
+
+
+def _payment_fields(
+    transaction_id: str, total_fee: int, openid: str, paid_at: datetime
+) -> PaymentFields:
+    # Whatever WeChat charged is recorded on the order, so it must fit the column.
+    if not 1 <= total_fee <= MAX_TOTAL_FEE:
+        raise NotifyRejected(Outcome.MALFORMED, "total_fee is out of range.")
+    if not transaction_id or len(transaction_id) > 32:
+        raise NotifyRejected(Outcome.MALFORMED, "transaction_id is missing or too long.")
+    return PaymentFields(
+        transaction_id=transaction_id, total_fee=total_fee, openid=openid, paid_at=paid_at
+    )
+
+
+def _refund_record(
+    notification: PaymentNotification, result: dict, *, transaction_id: str, wechat_status: str
+) -> None:
+    """Apply a verified refund result to the refund ``notification.out_refund_no`` names
+    (or record it as made outside the shop). ``result`` holds refund_apply_result's
+    arguments."""
+    with transaction.atomic():
+        refund = (
+            Refund.objects.select_related("order")
+            .filter(out_refund_no=notification.out_refund_no)
+            .first()
+        )
+        if refund is None:
+            _record_external_refund(notification, result, transaction_id)
+            return
+        notification.refund, notification.order = refund, refund.order
+        if refund.order.out_trade_no != notification.out_trade_no:
+            raise NotifyRejected(Outcome.REJECTED, "out_trade_no is not the refund's order.")
+        applied = refunds.refund_apply_result(refund=refund, **result)
+        _finish(notification, *_refund_outcome(applied, result["status"], wechat_status))
+
+
+def _record_external_refund(notification: PaymentNotification, result: dict, transaction_id: str):
+    """A refund we never asked for (made in the merchant platform): recorded on its order.
+
+    When the order is not ours either, there is nothing to record it on: the ledger row
+    keeps it (the decrypted numbers are in its columns) and WeChat is answered FAIL, so it
+    keeps offering it (24 hours) and a reprocess can record it once the order is found.
+    """
+    order = Order.objects.filter(out_trade_no=notification.out_trade_no).first()
+    if order is None:
+        raise NotifyRejected(
+            Outcome.UNKNOWN_REFUND,
+            f"Authentic refund {notification.out_refund_no!r} of out_trade_no "
+            f"{notification.out_trade_no!r}: neither the refund nor the order is in this "
+            "shop. Not recorded; WeChat will send it again.",
+        )
+    notification.order = order
+    if order.transaction_id and transaction_id != order.transaction_id:
+        raise NotifyRejected(Outcome.REJECTED, "transaction_id is not the order's.")
+    if not notification.out_refund_no or result["refund_fee"] < 1:
+        raise NotifyRejected(Outcome.MALFORMED, "out_refund_no or refund_fee invalid.")
+    recorded = refunds.refund_record_external(
+        order=order, out_refund_no=notification.out_refund_no, **result
+    )
+    notification.refund = recorded.refund
+    if recorded.applied == refunds.RefundApplied.DUPLICATE:
+        # Mutation testing: only two copies racing reach this line (the second finds the
+        # refund the first recorded), which the PostgreSQL test
+        # test_concurrent_copies_of_an_outside_refund_record_it_once does; mutmut runs on
+        # SQLite, where no test can reach it.
+        _finish(notification, Outcome.DUPLICATE, "Already recorded.")  # pragma: no mutate
+    else:
+        _finish(
+            notification,
+            Outcome.FLAGGED,
+            f"Refund made outside the shop recorded ({result['status']}); order flagged.",
+        )
+
+
+def _refund_outcome(
+    applied: refunds.RefundApplied, status: str, wechat_status: str
+) -> tuple[str, str]:
+    if applied == refunds.RefundApplied.DUPLICATE:
+        return Outcome.DUPLICATE, "Already recorded."
+    if applied == refunds.RefundApplied.CONFLICT:
+        return Outcome.FLAGGED, "Does not fit the refund on record; order flagged."
+    if status == Refund.Status.ABNORMAL:
+        return Outcome.FLAGGED, f"Refund abnormal ({wechat_status}); order flagged."
+    return Outcome.REFUND_RECORDED, f"Refund {status}."
+
+
+# -- v2: XML, signed with the API key (docs/protocol/wechat-pay-v2.md) -------------------------
+# A bare §n in this part is a section of docs/protocol/wechat-pay-v2.md.
+
+
 def _process(notification: PaymentNotification, body: bytes) -> None:
     fields = _parse(body)
     notification.out_trade_no = fields.get("out_trade_no", "")[:64]
@@ -143,20 +362,11 @@ def _process(notification: PaymentNotification, body: bytes) -> None:
         raise NotifyRejected(
             Outcome.REJECTED, "return_code is not SUCCESS (such notifies are unsigned)."
         )
-
-    with transaction.atomic():
-        order = (
-            Order.objects.select_for_update().filter(out_trade_no=notification.out_trade_no).first()
-        )
-        _verify(notification, fields, order)
-        if order is None:
-            raise NotifyRejected(Outcome.UNKNOWN_ORDER, "No order with this out_trade_no.")
-        notification.order = order
-        if fields.get("result_code") != "SUCCESS":
-            _finish(notification, Outcome.NOT_PAID, f"result_code {fields.get('result_code')!r}.")
-            return
-        result = payment_apply(order=order, payment=_payment_fields(fields))
-        _finish(notification, result.outcome, result.detail)
+    _payment_record(
+        notification,
+        functools.partial(_v2_payment, fields),
+        verify_with=functools.partial(_verify, notification, fields),
+    )
 
 
 def _verify(notification: PaymentNotification, fields: dict, order: Order | None) -> None:
@@ -185,7 +395,9 @@ def _check_merchant(fields: dict, client: WxPayClient) -> None:
         raise NotifyRejected(Outcome.REJECTED, f"mch_id {fields.get('mch_id')!r} is not ours.")
 
 
-def _payment_fields(fields: dict) -> PaymentFields:
+def _v2_payment(fields: dict) -> PaymentReport:
+    if fields.get("result_code") != "SUCCESS":
+        return PaymentReport(None, f"result_code {fields.get('result_code')!r}.")
     try:
         # Mutation testing: int() and parse_wx_time refuse any other text default as they
         # refuse "" (equivalent mutants).
@@ -193,17 +405,15 @@ def _payment_fields(fields: dict) -> PaymentFields:
         paid_at = parse_wx_time(fields.get("time_end", ""))  # pragma: no mutate
     except ValueError:
         raise NotifyRejected(Outcome.MALFORMED, "total_fee or time_end is not valid.") from None
-    # Whatever WeChat charged is recorded on the order, so it must fit the column.
-    if not 1 <= total_fee <= MAX_TOTAL_FEE:
-        raise NotifyRejected(Outcome.MALFORMED, "total_fee is out of range.")
-    if not fields.get("transaction_id") or len(fields["transaction_id"]) > 32:
-        raise NotifyRejected(Outcome.MALFORMED, "transaction_id is missing or too long.")
-    return PaymentFields(
-        transaction_id=fields["transaction_id"],
-        total_fee=total_fee,
-        # Mutation testing: no openid, whatever the default, is never the order's (equivalent).
-        openid=fields.get("openid", ""),  # pragma: no mutate
-        paid_at=paid_at,
+    return PaymentReport(
+        _payment_fields(
+            fields.get("transaction_id", ""),
+            total_fee,
+            # Mutation testing: no openid, whatever the default, is never the order's
+            # (equivalent).
+            fields.get("openid", ""),  # pragma: no mutate
+            paid_at,
+        )
     )
 
 
@@ -214,9 +424,6 @@ def _parse(body: bytes) -> dict[str, str]:
         raise NotifyRejected(Outcome.MALFORMED, f"Unreadable XML: {exc}") from None
 
 
-# -- refund notify (§7.3) ----------------------------------------------------------------------
-
-
 def _process_refund(notification: PaymentNotification, body: bytes) -> None:
     fields = _parse(body)
     if fields.get("return_code") != "SUCCESS":
@@ -225,62 +432,16 @@ def _process_refund(notification: PaymentNotification, body: bytes) -> None:
     info = _decrypt(notification, fields, client)
     _check_merchant(fields, client)
     result = _refund_result(info)
-    with transaction.atomic():
-        refund = (
-            Refund.objects.select_related("order")
-            .filter(out_refund_no=notification.out_refund_no)
-            .first()
-        )
-        if refund is None:
-            _record_external_refund(notification, info, result)
-            return
-        notification.refund, notification.order = refund, refund.order
-        if refund.order.out_trade_no != notification.out_trade_no:
-            raise NotifyRejected(Outcome.REJECTED, "out_trade_no is not the refund's order.")
-        applied = refunds.refund_apply_result(refund=refund, **result)
-        _finish(notification, *_refund_outcome(applied, result["status"]))
-
-
-def _record_external_refund(notification: PaymentNotification, info: dict, result: dict) -> None:
-    """A refund we never asked for (made in the merchant platform): recorded on its order.
-
-    When the order is not ours either, there is nothing to record it on: the ledger row
-    keeps it (the decrypted numbers are in its columns) and WeChat is answered FAIL, so it
-    keeps offering it (24 hours) and a reprocess can record it once the order is found.
-    """
-    order = Order.objects.filter(out_trade_no=notification.out_trade_no).first()
-    if order is None:
-        raise NotifyRejected(
-            Outcome.UNKNOWN_REFUND,
-            f"Authentic refund {notification.out_refund_no!r} of out_trade_no "
-            f"{notification.out_trade_no!r}: neither the refund nor the order is in this "
-            "shop. Not recorded; WeChat will send it again.",
-        )
-    notification.order = order
-    if order.transaction_id and info.get("transaction_id") != order.transaction_id:
-        raise NotifyRejected(Outcome.REJECTED, "transaction_id is not the order's.")
-    if not notification.out_refund_no or result["refund_fee"] < 1:
-        raise NotifyRejected(Outcome.MALFORMED, "out_refund_no or refund_fee invalid.")
-    recorded = refunds.refund_record_external(
-        order=order, out_refund_no=notification.out_refund_no, **result
+    _refund_record(
+        notification,
+        result,
+        transaction_id=info.get("transaction_id", ""),
+        wechat_status=info.get("refund_status", ""),
     )
-    notification.refund = recorded.refund
-    if recorded.applied == refunds.RefundApplied.DUPLICATE:
-        # Mutation testing: only two copies racing reach this line (the second finds the
-        # refund the first recorded), which the PostgreSQL test
-        # test_concurrent_copies_of_an_outside_refund_record_it_once does; mutmut runs on
-        # SQLite, where no test can reach it.
-        _finish(notification, Outcome.DUPLICATE, "Already recorded.")  # pragma: no mutate
-    else:
-        _finish(
-            notification,
-            Outcome.FLAGGED,
-            f"Refund made outside the shop recorded ({result['status']}); order flagged.",
-        )
 
 
 def _decrypt(notification: PaymentNotification, fields: dict, client: WxPayClient) -> dict:
-    """No sign on a refund notify: decrypting req_info with our key is the proof."""
+    """No sign on a refund notify: decrypting req_info with our key is the proof (§7.3)."""
     try:
         # pragma: no mutate start (no default, None, is refused exactly like "": equivalent)
         info = decrypt_req_info(fields.get("req_info", ""), client.config.api_key)
@@ -318,14 +479,151 @@ def _refund_result(info: dict) -> dict:
     }
 
 
-def _refund_outcome(applied: refunds.RefundApplied, status: str) -> tuple[str, str]:
-    if applied == refunds.RefundApplied.DUPLICATE:
-        return Outcome.DUPLICATE, "Already recorded."
-    if applied == refunds.RefundApplied.CONFLICT:
-        return Outcome.FLAGGED, "Does not fit the refund on record; order flagged."
-    if status == Refund.Status.ABNORMAL:
-        return Outcome.FLAGGED, "Refund abnormal (CHANGE); order flagged."
-    return Outcome.REFUND_RECORDED, f"Refund {status}."
+# -- v3: JSON, RSA signature headers, AES-GCM resource (docs/protocol/wechat-pay-v3.md) -------
+# A bare §n in this part is a section of docs/protocol/wechat-pay-v3.md.
+
+
+def _process_v3(
+    notification: PaymentNotification, body: bytes, verified_at: datetime | None = None
+) -> None:
+    client = v3_client()
+    notify = _v3_notify(client, notification, body, verified_at)
+    paid = notify.resource
+    if not isinstance(paid, pay_v3.Transaction):
+        kind = notify.event_type[:40]
+        raise NotifyRejected(Outcome.MALFORMED, f"Not a payment notify ({kind!r}).")
+    notification.out_trade_no = paid.out_trade_no[:64]
+    notification.transaction_id = paid.transaction_id[:64]
+    _v3_check_merchant(client, paid.mchid, paid.appid)
+    _payment_record(notification, functools.partial(_v3_payment, paid))
+
+
+def _v3_payment(paid: pay_v3.Transaction) -> PaymentReport:
+    # v3 has no result_code: trade_state alone says whether money was taken (§6.2), and a
+    # notify is sent for SUCCESS only (§7).
+    if paid.trade_state != "SUCCESS":
+        return PaymentReport(None, f"trade_state {paid.trade_state[:20]!r}.")
+    if paid.total is None or paid.success_time is None:
+        raise NotifyRejected(Outcome.MALFORMED, "amount.total or success_time missing.")
+    return PaymentReport(
+        _payment_fields(paid.transaction_id, paid.total, paid.payer_openid, paid.success_time)
+    )
+
+
+def _process_refund_v3(
+    notification: PaymentNotification, body: bytes, verified_at: datetime | None = None
+) -> None:
+    client = v3_client()
+    notify = _v3_notify(client, notification, body, verified_at)
+    refund = notify.resource
+    if not isinstance(refund, pay_v3.Refund):
+        kind = notify.event_type[:40]
+        raise NotifyRejected(Outcome.MALFORMED, f"Not a refund notify ({kind!r}).")
+    notification.out_refund_no = refund.out_refund_no[:64]
+    notification.out_trade_no = refund.out_trade_no[:64]
+    notification.transaction_id = refund.transaction_id[:64]
+    # The refund resource names no appid (§8.5): the mchid is what makes it ours.
+    _v3_check_merchant(client, notify.data.get("mchid"), None)
+    # refund_status says it; event_type (REFUND.SUCCESS, …) too, and both are WeChat's.
+    event_status = notify.event_type.removeprefix("REFUND.")
+    wechat_status = refund.status or event_status
+    if notify.event_type.startswith("REFUND.") and event_status != wechat_status:
+        raise NotifyRejected(Outcome.MALFORMED, "event_type and refund_status disagree.")
+    status = V3_REFUND_STATUS.get(wechat_status)
+    if status is None:
+        raise NotifyRejected(Outcome.MALFORMED, f"refund_status {wechat_status[:20]!r} unknown.")
+    if refund.refund is None:
+        raise NotifyRejected(Outcome.MALFORMED, "amount.refund missing.")
+    result = {
+        "status": status,
+        "refund_id": refund.refund_id,
+        "succeeded_at": refund.success_time,
+        "recv_account": refund.user_received_account,
+        "refund_fee": refund.refund,
+    }
+    _refund_record(
+        notification, result, transaction_id=refund.transaction_id, wechat_status=wechat_status
+    )
+
+
+def _v3_notify(
+    client: pay_v3.WxPayV3Client,
+    notification: PaymentNotification,
+    body: bytes,
+    verified_at: datetime | None,
+) -> pay_v3.Notify:
+    """Verify (§3) and decrypt (§7.2) with the stored headers, as at ``verified_at`` (the
+    time of reception; a reprocess passes the original's)."""
+    now = (verified_at or notification.received_at).timestamp()
+    try:
+        try:
+            notify = _v3_parse(client, notification.headers, body, now)
+        except pay_v3.UnknownSerial as exc:
+            # A certificate WeChat switched to since the last download (§3.4): refresh
+            # (rate-limited) and verify once more.
+            if not v3_keys_refresh(client, exc.serial):
+                raise
+            notify = _v3_parse(client, notification.headers, body, now)
+    except pay_v3.WxPayV3SignatureError as exc:
+        notification.signature_valid = False
+        raise NotifyRejected(Outcome.REJECTED, f"Not authentic: {exc}") from None
+    except pay_v3.DecryptError as exc:
+        notification.signature_valid = True  # the signature came first and verified
+        # WeChat signed a resource our APIv3 key cannot open: the key was most likely
+        # reset on the merchant platform. Every notify fails until it is set here.
+        logger.error(
+            "notify %s: resource did not decrypt; is WECHAT_API_V3_KEY the merchant "
+            "platform's current APIv3 key?",
+            notification.pk,
+        )
+        raise NotifyRejected(Outcome.MALFORMED, f"Did not decrypt: {exc}") from None
+    except pay_v3.MalformedNotify as exc:
+        notification.signature_valid = True
+        raise NotifyRejected(Outcome.MALFORMED, f"Unreadable: {exc}") from None
+    notification.signature_valid = True
+    return notify
+
+
+def _v3_parse(
+    client: pay_v3.WxPayV3Client, headers: Mapping[str, str], body: bytes, now: float
+) -> pay_v3.Notify:
+    if client.keyring is None:  # certificate mode, before the first download
+        raise pay_v3.UnknownSerial(headers.get("Wechatpay-Serial", ""))
+    # The merchant is checked here, not by parse_notify, so that an authentic notify for
+    # another merchant is recorded as authentic.
+    return pay_v3.parse_notify(
+        headers, body, keyring=client.keyring, apiv3_key=client.config.apiv3_key, now=now
+    )
+
+
+def _v3_check_merchant(client: pay_v3.WxPayV3Client, mchid: object, appid: str | None) -> None:
+    # Signed by WeChat but for another merchant or app: not ours to apply (§7.4 step 4).
+    config = client.config
+    if mchid != config.mchid:
+        raise NotifyRejected(Outcome.REJECTED, f"mchid {str(mchid)[:32]!r} is not ours.")
+    if appid is not None and appid != config.appid:
+        raise NotifyRejected(Outcome.REJECTED, f"appid {appid[:32]!r} is not ours.")
+
+
+def _evidence_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers a v3 notify's row keeps: the signature's (to verify again on a
+    reprocess), a few other ``Wechatpay-*`` ones and ``Content-Type``, bounded."""
+    wanted = {name.lower(): name for name in (*SIGNATURE_HEADERS, "Content-Type")}
+    kept: dict[str, str] = {}
+    others = 0
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered in wanted:
+            kept[wanted[lowered]] = _storable(value)[:KEPT_HEADER_CHARS]
+        elif lowered.startswith("wechatpay-") and others < KEPT_OTHER_WECHATPAY_HEADERS:
+            others += 1
+            kept[_storable(name)[:64]] = _storable(value)[:KEPT_HEADER_CHARS]
+    return kept
+
+
+def _storable(text: str) -> str:
+    """Text any JSON column takes: no lone surrogate, no NUL (PostgreSQL refuses it)."""
+    return _as_text(text.encode("utf-8", errors="backslashreplace"))
 
 
 # -- ledger ------------------------------------------------------------------------------------
@@ -352,12 +650,13 @@ def _finish(notification: PaymentNotification, outcome: str, detail: str) -> Non
     )
     # One line per notify, with the order number that ties it to the order's lines.
     logger.info(
-        "notify id=%s kind=%s out_trade_no=%s outcome=%s replied=%s",
+        "notify id=%s kind=%s out_trade_no=%s outcome=%s replied=%s%s",
         notification.pk,
         notification.kind,
         notification.out_trade_no or "-",
         outcome,
         notification.replied,
+        " api=v3" if notification.api_version == PayVersion.V3 else "",
     )
 
 

@@ -9,9 +9,14 @@ in the shared cache, so app servers fetch them once between them:
 - without the public key (certificate mode), before first use and every
   ``CERTIFICATE_REFRESH`` (WeChat publishes a new certificate ahead of switching to it);
 - in any mode, when a serial that is no ``PUB_KEY_ID_…`` is unknown (a merchant moving
-  between the two, or a rotation since the last refresh), at most once a
-  ``REFRESH_MIN_INTERVAL``, so forged serials cannot make the shop hammer WeChat;
-- one download at a time across app servers (a lock in the shared cache).
+  between the two, or a rotation since the last refresh);
+- one download at a time across app servers (a lock in the shared cache), and apart from
+  the very first, at most one every ``REFRESH_MIN_INTERVAL`` whether it worked or not
+  (a mark in the shared cache): forged serials cannot make the shop hammer WeChat, and a
+  WeChat that is down is not asked again on every request.
+
+A serial is compared as ``KeyRing`` compares it (hex whatever its case). With the public
+key configured, a cache outage costs nothing but the certificates: the key still verifies.
 
 One client per thread (``threading.local``): a ``requests.Session`` is not documented as
 thread-safe, and a threaded server (gunicorn gthread) must not share one.
@@ -22,6 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import UTC, datetime
 from functools import lru_cache
 
 from django.conf import settings
@@ -29,12 +35,15 @@ from django.core.cache import cache
 from django.views.decorators.debug import sensitive_variables
 
 from core.config import require_settings
+from core.throttling import CACHE_ERRORS
 from wechat.pay_v3 import (
     KeyRing,
     PlatformCertificate,
+    UnknownSerial,
     WxPayV3Client,
     WxPayV3Config,
     WxPayV3Error,
+    WxPayV3Unavailable,
     load_private_key,
 )
 
@@ -51,8 +60,9 @@ PUBLIC_KEY_ID_PREFIX = "PUB_KEY_ID_"
 
 CACHE_KEY = "wxpay_v3:certificates"  # {"fetched_at": unix seconds, "pems": [PEM, …]}
 LOCK_KEY = "wxpay_v3:certificates:lock"
+ATTEMPT_KEY = "wxpay_v3:certificates:attempt"  # set for REFRESH_MIN_INTERVAL by each download
 CERTIFICATE_REFRESH = 12 * 3600  # seconds; WeChat: refresh more often than every 12 hours
-REFRESH_MIN_INTERVAL = 60  # seconds between downloads forced by an unknown serial
+REFRESH_MIN_INTERVAL = 60  # seconds between downloads, but the first
 LOCK_SECONDS = 30  # longer than a download (connect 3 s + read 10 s) can take
 WAIT_FOR_OTHER_DOWNLOAD = 5.0  # seconds a server with no key waits for another's download
 
@@ -100,18 +110,26 @@ def v3_client() -> WxPayV3Client:
 
 def v3_keys_refresh(client: WxPayV3Client, serial: str) -> bool:
     """After ``UnknownSerial`` for ``serial``: download the certificates if that may help
-    and was not done within ``REFRESH_MIN_INTERVAL``; True if ``serial`` is now known (the
-    caller verifies once more), False if not (refuse)."""
+    and no download was made within ``REFRESH_MIN_INTERVAL``; True if ``serial`` is now
+    known (the caller verifies once more), False if not (refuse). Never raises for
+    WeChat's failures: the caller refuses the answer or notify, and WeChat resends it."""
     if serial.startswith(PUBLIC_KEY_ID_PREFIX):
         return False  # a public-key id is configured, never downloaded: no refresh helps
-    if client.keyring is not None and serial in client.keyring.serials:
+    if _knows(client, serial):
         return True  # another thread's refresh brought it meanwhile
-    cached = cache.get(CACHE_KEY)
-    if cached and time.time() - cached["fetched_at"] < REFRESH_MIN_INTERVAL:
-        _install(client, cached)
-    else:
+    try:
+        cached = cache.get(CACHE_KEY)
+        if cached and cached["fetched_at"] != getattr(client, "_certificates_fetched_at", None):
+            _install(client, cached)  # another server's refresh
+            if _knows(client, serial):
+                return True
+        if not _may_download():
+            return False
         _download(client, wait=True)
-    return client.keyring is not None and serial in client.keyring.serials
+    except (WxPayV3Error, *CACHE_ERRORS) as exc:
+        logger.warning("wxpay_v3 certificates: refresh failed (%s)", type(exc).__name__)
+        return False
+    return _knows(client, serial)
 
 
 def forget_clients() -> None:
@@ -162,20 +180,47 @@ def _hold_current_keys(client: WxPayV3Client) -> None:
     """Bring the client's certificates in line with the shared cache; in certificate mode
     download them when missing or due."""
     certificate_mode = client.config.keyring is None
-    cached = cache.get(CACHE_KEY)
+    try:
+        cached = cache.get(CACHE_KEY)
+    except CACHE_ERRORS as exc:
+        if client.keyring is None:
+            raise WxPayV3Unavailable(f"shared cache unavailable ({type(exc).__name__})") from None
+        # The keys held (the public key at least) still verify: keep using them.
+        logger.warning("wxpay_v3 certificates: cache unavailable (%s)", type(exc).__name__)
+        return
     if cached:
         if getattr(client, "_certificates_fetched_at", None) != cached["fetched_at"]:
             _install(client, cached)
         due = time.time() - cached["fetched_at"] >= CERTIFICATE_REFRESH
         if certificate_mode and due:
             try:
-                _download(client, wait=False)
-            except WxPayV3Error:
+                if _may_download():
+                    _download(client, wait=False)
+            except (WxPayV3Error, *CACHE_ERRORS) as exc:
                 # The certificates held are still good for a while: keep using them.
-                logger.warning("wxpay_v3 certificates: refresh failed, keeping the ones held")
+                logger.warning(
+                    "wxpay_v3 certificates: refresh failed (%s), keeping the ones held",
+                    type(exc).__name__,
+                )
         return
     if certificate_mode:
         _download(client, wait=True)
+
+
+def _may_download() -> bool:
+    """Whether a refresh may ask WeChat now: no download (by any server, successful or
+    not) within ``REFRESH_MIN_INTERVAL``. Claims the slot when it may."""
+    return cache.add(ATTEMPT_KEY, 1, REFRESH_MIN_INTERVAL)
+
+
+def _knows(client: WxPayV3Client, serial: str) -> bool:
+    if client.keyring is None:
+        return False
+    try:
+        client.keyring.key_for(serial, at=datetime.now(UTC))
+    except UnknownSerial:
+        return False
+    return True
 
 
 def _install(client: WxPayV3Client, cached: dict) -> None:
@@ -202,10 +247,14 @@ def _download(client: WxPayV3Client, *, wait: bool) -> None:
                 return
             time.sleep(0.1)
     try:
+        cache.set(ATTEMPT_KEY, 1, REFRESH_MIN_INTERVAL)
         certs = client.download_certificates()
         now = time.time()
         # Expired certificates verify nothing: keep only the living ones (§3.4).
         pems = [c.pem() for c in certs if c.expire_time.timestamp() > now]
+        if not pems:
+            # Not an answer to replace the certificates held with.
+            raise WxPayV3Unavailable("WeChat Pay listed no certificate that has not expired")
         cached = {"fetched_at": now, "pems": pems}
         cache.set(CACHE_KEY, cached, None)
         _install(client, cached)

@@ -3,7 +3,7 @@ import re
 from collections.abc import Callable
 
 from django.core.validators import RegexValidator
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
@@ -23,9 +23,16 @@ from orders.services import DeliveryAddress, OrderLine, order_create
 from orders.views import OrderOutputSerializer
 from payments.lifecycle import OrderPaidWhileClosing, order_close
 from payments.models import PaymentNotification
-from payments.notify import notification_receive, refund_notification_receive
+from payments.notify import (
+    notification_receive,
+    notification_receive_v3,
+    refund_notification_receive,
+    refund_notification_receive_v3,
+    v3_reply_status,
+)
 from payments.services import payment_prepare
 from wechat.pay_v2 import MAX_BODY_BYTES
+from wechat.pay_v3 import MAX_NOTIFY_BYTES
 
 logger = logging.getLogger(__name__)
 
@@ -72,14 +79,26 @@ class AddressInputSerializer(StrictSerializer):
 
 
 class PaymentParamsSerializer(serializers.Serializer):
-    """Exactly what wx.requestPayment takes (docs/protocol/wechat-pay-v2.md §4.1), names
-    and all: spread it in."""
+    """Exactly what wx.requestPayment takes (docs/protocol/wechat-pay-v2.md §4.1,
+    docs/protocol/wechat-pay-v3.md §5.1), names and all: spread it in."""
 
     timeStamp = serializers.CharField(help_text="Unix seconds, as a string.")
     nonceStr = serializers.CharField()
     package = serializers.CharField(help_text="prepay_id=<id>")
-    signType = serializers.ChoiceField(choices=["MD5", "HMAC-SHA256"])
-    paySign = serializers.CharField()
+    signType = serializers.ChoiceField(
+        choices=["MD5", "HMAC-SHA256", "RSA"],
+        help_text=(
+            "The order's own: MD5 or HMAC-SHA256 for an order placed with WeChat Pay API v2 "
+            "(WECHAT_SIGN_TYPE), RSA for one placed with API v3."
+        ),
+    )
+    paySign = serializers.CharField(
+        help_text=(
+            "v2: MD5 or HMAC-SHA256 of appId, timeStamp, nonceStr, package and signType with "
+            "the API key; v3: Base64 SHA256-RSA signature of "
+            "appId\\ntimeStamp\\nnonceStr\\npackage\\n with the merchant's private key."
+        )
+    )
 
 
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -260,3 +279,52 @@ def _notify_reply(request, receive: Callable[..., PaymentNotification]) -> HttpR
         return HttpResponse(NOTIFY_SUCCESS, content_type="text/xml")
     # The outcome is one of our own constants: nothing from the request is echoed.
     return HttpResponse(NOTIFY_FAIL % notification.outcome.encode(), content_type="text/xml")
+
+
+# -- API v3 (docs/protocol/wechat-pay-v3.md §7, §8.5) ------------------------------------------
+
+
+@csrf_exempt
+@require_POST
+def wxnotify_v3(request):
+    """``POST /payment/v3/wxnotify``: WeChat's payment result, API v3. Not in a request
+    transaction."""
+    return _notify_v3_reply(request, notification_receive_v3)
+
+
+@csrf_exempt
+@require_POST
+def refundnotify_v3(request):
+    """``POST /payment/v3/refundnotify``: WeChat's refund result, API v3, same rules."""
+    return _notify_v3_reply(request, refund_notification_receive_v3)
+
+
+def _notify_v3_reply(request, receive: Callable[..., PaymentNotification]) -> HttpResponse:
+    """204 only once the result is committed (``receive`` returns after the commit);
+    otherwise ``{"code": "FAIL", "message"}`` with 401, 400 or 500 (v3_reply_status), and
+    WeChat sends it again."""
+    # The body as received: the signature covers these bytes, never re-encoded JSON.
+    body = request.read(MAX_NOTIFY_BYTES + 1)
+    try:
+        notification = receive(
+            body=body, headers=request.headers, remote_addr=client_ip(request) or None
+        )
+    except Exception:
+        # Not even the ledger row could be written (database down?): 500, so WeChat
+        # retries, and the evidence in the log. A v3 notify holds no secret: its resource
+        # is encrypted, its headers are a public signature.
+        logger.exception(
+            "v3 notify could not be recorded; serial=%r body=%r",
+            request.headers.get("Wechatpay-Serial", "")[:64],
+            body[:4096],
+        )
+        return _v3_fail(500, "error")
+    status_code = v3_reply_status(notification)
+    if status_code == 204:
+        return HttpResponse(status=204)
+    # The outcome is one of our own constants: nothing from the request is echoed.
+    return _v3_fail(status_code, notification.outcome)
+
+
+def _v3_fail(status_code: int, message: str) -> JsonResponse:
+    return JsonResponse({"code": "FAIL", "message": message}, status=status_code)

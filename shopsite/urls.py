@@ -15,7 +15,14 @@ from orders.views import (
     ProductDetailApi,
     ProductListApi,
 )
-from payments.views import OrderCloseApi, PaymentOrderApi, refundnotify, wxnotify
+from payments.views import (
+    OrderCloseApi,
+    PaymentOrderApi,
+    refundnotify,
+    refundnotify_v3,
+    wxnotify,
+    wxnotify_v3,
+)
 from shipping.views import message as wechat_message
 from shopsite.health import healthz
 
@@ -25,6 +32,8 @@ urlpatterns = [
     path("payment/order", PaymentOrderApi.as_view(), name="payment-order"),
     path("payment/wxnotify", wxnotify, name="wxnotify"),
     path("payment/refundnotify", refundnotify, name="refundnotify"),
+    path("payment/v3/wxnotify", wxnotify_v3, name="wxnotify-v3"),
+    path("payment/v3/refundnotify", refundnotify_v3, name="refundnotify-v3"),
     path("products", ProductListApi.as_view(), name="product-list"),
     # <int:…> matches ASCII digits only: anything else is the JSON 404 of handler404.
     path("products/<int:product_id>", ProductDetailApi.as_view(), name="product-detail"),

@@ -9,10 +9,14 @@ published example key pair and vectors (§2.4, §5.2, §13.3, §13.4).
 # A bare §n in this file is a section of docs/protocol/wechat-pay-v3.md.
 
 import base64
+import hashlib
 import json
 import re
-from datetime import UTC, datetime
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
 
+import responses
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -369,3 +373,452 @@ def error_answer(status: int, code: str, message: str = "") -> tuple[int, dict[s
         {"Request-ID": f"08F8B4D8BB0610D70318C5A2E05E20B3A14A08F9F5022880E1-{status}"},
         body,
     )
+
+
+# -- WeChat's certificate download (§3.4), served to the shop ------------------------------------
+
+
+def certificate_entry(cert: x509.Certificate, serial: str, apiv3_key: str = APIV3_KEY) -> dict:
+    """One ``data[]`` entry of ``GET /v3/certificates``: the PEM encrypted under the APIv3 key."""
+    return {
+        "serial_no": serial,
+        "effective_time": cert.not_valid_before_utc.isoformat(),
+        "expire_time": cert.not_valid_after_utc.isoformat(),
+        "encrypt_certificate": encrypt_resource(
+            apiv3_key,
+            pem_of(cert).encode(),
+            associated_data="certificate",
+            nonce="4de73afd28b6",
+            original_type="",
+        ),
+    }
+
+
+# The clock the client checks answers against (its config's, taken at import): a test that
+# moves time.time forward to make the certificates due still gets answers signed "now".
+_wall_clock = time.time
+
+
+class FakeCertificates:
+    """``GET /v3/certificates`` behind ``responses``: serves ``certificates`` (pairs of
+    certificate and serial), signed by ``signer`` (a key and its serial) at the real clock
+    (the shop's client checks the window against it); ``failure`` (a status and code) makes
+    WeChat refuse instead. ``calls`` counts the downloads asked for."""
+
+    def __init__(self, http_mock, signer: tuple, certificates: list[tuple]) -> None:
+        import responses
+
+        self.signer = signer
+        self.certificates = certificates
+        self.failure: tuple[int, str] | None = None
+        self.calls = 0
+        http_mock.add_callback(responses.GET, f"{BASE}/v3/certificates", callback=self._answer)
+
+    def _answer(self, request):
+        self.calls += 1
+        if self.failure is not None:
+            return error_answer(*self.failure)
+        key, serial = self.signer
+        entries = [certificate_entry(cert, cert_serial) for cert, cert_serial in self.certificates]
+        data = {"data": entries}
+        return signed_answer(key, data, serial=serial, timestamp=int(_wall_clock()))
+
+
+# -- notifies to the shop under test (§7, §8.5) ---------------------------------------------------
+# The shop's own appid and mchid are tests/settings.py's WECHAT_APPID and WECHAT_MCH_ID.
+
+V3_NOTIFY_URL = "/payment/v3/wxnotify"
+V3_REFUND_NOTIFY_URL = "/payment/v3/refundnotify"
+
+
+def shop_transaction(order, **overrides) -> dict:
+    """The transaction WeChat reports when ``order`` (an ``orders.Order``) is paid (§7.3)."""
+    from django.conf import settings
+
+    paid = {
+        "mchid": settings.WECHAT_MCH_ID,
+        "appid": settings.WECHAT_APPID,
+        "out_trade_no": order.out_trade_no,
+        "payer": {"openid": order.openid},
+        "amount": {
+            "total": order.total_fee,
+            "payer_total": order.total_fee,
+            "currency": "CNY",
+            "payer_currency": "CNY",
+        },
+    }
+    return transaction(**{**paid, **overrides})
+
+
+def shop_refund(refund, status: str = "SUCCESS", **overrides) -> dict:
+    """The decrypted resource of a refund notify (§8.5) for ``refund`` (a
+    ``payments.Refund``): ``refund_status``, not ``status``; the shop's mchid."""
+    from django.conf import settings
+
+    order = refund.order
+    resource = {
+        "mchid": settings.WECHAT_MCH_ID,
+        "out_trade_no": order.out_trade_no,
+        "transaction_id": order.transaction_id or "4200002501202501018123456789",
+        "out_refund_no": refund.out_refund_no,
+        "refund_id": refund.refund_id or "50000000382019052709732678859",
+        "refund_status": status,
+        "success_time": "2025-01-02T10:00:05+08:00",
+        "user_received_account": "支付用户零钱",
+        "amount": {
+            "total": order.total_fee,
+            "refund": refund.refund_fee,
+            "payer_total": order.total_fee,
+            "payer_refund": refund.refund_fee,
+        },
+    }
+    return {**resource, **overrides}
+
+
+def signed_notify(
+    key: rsa.RSAPrivateKey,
+    resource: dict,
+    *,
+    timestamp: int,
+    serial: str = PUBLIC_KEY_ID,
+    event_type: str = "TRANSACTION.SUCCESS",
+    original_type: str = "transaction",
+    associated_data: str = "transaction",
+    nonce: str = "fdasflkja484",
+    apiv3_key: str = APIV3_KEY,
+) -> tuple[dict[str, str], bytes]:
+    """A notify as WeChat posts it: ``resource`` encrypted (§7.2) in its envelope (§7.1),
+    the headers signing it (§3). Returns (headers, body)."""
+    sealed = encrypt_resource(
+        apiv3_key,
+        json.dumps(resource, ensure_ascii=False).encode(),
+        associated_data=associated_data,
+        nonce=nonce,
+        original_type=original_type,
+    )
+    body = notify_body(sealed, event_type)
+    return signed_headers(key, serial, body, timestamp=timestamp), body
+
+
+def signed_refund_notify(
+    key: rsa.RSAPrivateKey, resource: dict, *, timestamp: int, **options
+) -> tuple[dict[str, str], bytes]:
+    """A refund notify (§8.5): ``event_type`` from the resource's ``refund_status``."""
+    status = resource.get("refund_status", "SUCCESS")
+    options = {
+        "event_type": f"REFUND.{status}",
+        "original_type": "refund",
+        "associated_data": "refund",
+        **options,
+    }
+    return signed_notify(key, resource, timestamp=timestamp, **options)
+
+
+def post_v3(url: str, headers: dict[str, str], body: bytes, client=None):
+    """POST a v3 notify to the shop as WeChat does: JSON body, signature headers."""
+    from django.test import Client
+
+    headers = {name: value for name, value in headers.items() if name != "Content-Type"}
+    return (client or Client()).post(
+        url, data=body, content_type="application/json", headers=headers
+    )
+
+
+# -- WeChat Pay v3 behind ``responses``, for the shop's merchant ---------------------------------
+
+JSAPI = "jsapi"
+QUERY = "query"
+CLOSE = "close"
+REFUND = "refund"
+REFUND_QUERY = "refund_query"
+CERTIFICATES = "certificates"
+
+PAID_TRADE_STATES = ("SUCCESS", "REFUND")
+
+
+def prepay_id_for(out_trade_no: str) -> str:
+    """The prepay_id FakeWxPayV3 gives an order: stable, so a re-entry gets the same (§4.3)."""
+    return "wx" + hashlib.sha256(out_trade_no.encode()).hexdigest()[:32]
+
+
+def v3_refund_id_for(out_refund_no: str) -> str:
+    """The refund_id FakeWxPayV3 gives a refund: stable, the same number is the same refund."""
+    return "50300" + hashlib.sha256(out_refund_no.encode()).hexdigest()[:24]
+
+
+BEIJING_TZ = timezone(timedelta(hours=8))
+# The shop's client checks answers against the real clock (its config's, taken at import),
+# whatever a test does to time.time.
+_answer_clock = time.time
+
+
+def rfc3339(unix: float) -> str:
+    return datetime.fromtimestamp(int(unix), BEIJING_TZ).isoformat()
+
+
+@dataclass
+class FakeWxPayV3:
+    """``api.mch.weixin.qq.com``'s v3 endpoints behind ``responses``, for one merchant (the
+    shop's appid and mchid, which are not this module's APPID/MCHID).
+
+    Like WeChat it checks every request's Authorization with the merchant's *public* key
+    (§2), keeps each order's trade and refunds (§4, §6, §8), and signs every answer over its
+    raw bytes (§3) with ``wechat_key`` as ``PUBLIC_KEY_ID``, or with a platform certificate's
+    key (``sign_with_platform``). The answers carry the real clock's timestamp: the shop's
+    client checks the 5-minute window against it (§3.6).
+
+    A test makes WeChat fail with ``errors`` (every call of an operation answers
+    ``(status, code)``), ``error_queue`` (the next calls only) or ``exception`` (raised
+    instead of answering, e.g. ``requests.ConnectionError``).
+    """
+
+    mock: responses.RequestsMock
+    merchant_public_key: rsa.RSAPublicKey
+    wechat_key: rsa.RSAPrivateKey
+    appid: str
+    mchid: str
+    base: str = BASE
+    merchant_serial: str = MERCHANT_SERIAL
+    # (key, certificate, serial) of a platform certificate WeChat serves on /v3/certificates.
+    platform: tuple | None = None
+    sign_with_platform: bool = False
+    apiv3_key: str = APIV3_KEY
+    trades: dict[str, dict] = field(default_factory=dict)  # out_trade_no → trade
+    refunds: dict[str, dict] = field(default_factory=dict)  # out_refund_no → refund object
+    requests_seen: list[dict] = field(default_factory=list)
+    errors: dict[str, tuple[int, str]] = field(default_factory=dict)
+    error_queue: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    exception: Exception | None = None
+
+    def install(self) -> "FakeWxPayV3":
+        base = re.escape(self.base.rstrip("/"))
+        routes = [
+            (responses.POST, self.base + "/v3/pay/transactions/jsapi", JSAPI, self._jsapi),
+            (
+                responses.POST,
+                re.compile(base + r"/v3/pay/transactions/out-trade-no/[^/?]+/close$"),
+                CLOSE,
+                self._close,
+            ),
+            (
+                responses.GET,
+                re.compile(base + r"/v3/pay/transactions/out-trade-no/[^/?]+(\?.*)?$"),
+                QUERY,
+                self._query,
+            ),
+            (responses.POST, self.base + "/v3/refund/domestic/refunds", REFUND, self._refund),
+            (
+                responses.GET,
+                re.compile(base + r"/v3/refund/domestic/refunds/[^/?]+$"),
+                REFUND_QUERY,
+                self._refund_query,
+            ),
+        ]
+        if self.platform is not None:  # certificate mode (§3.4): WeChat serves them
+            routes.append(
+                (responses.GET, self.base + "/v3/certificates", CERTIFICATES, self._certificates)
+            )
+        for method, url, operation, handle in routes:
+            self.mock.add_callback(method, url, callback=self._answering(operation, handle))
+        return self
+
+    # -- what tests read and set -----------------------------------------------------------
+
+    def calls(self, operation: str = JSAPI) -> list[dict]:
+        """The requests of one operation: ``{"path", "body" (JSON or None), "auth"}``."""
+        return [r for r in self.requests_seen if r["operation"] == operation]
+
+    def trade_add(self, out_trade_no: str, *, total: int, openid: str) -> dict:
+        """An unpaid order WeChat already has (as if prepaid before the test)."""
+        trade = {
+            "request": None,
+            "prepay_id": prepay_id_for(out_trade_no),
+            "transaction": {
+                "appid": self.appid,
+                "mchid": self.mchid,
+                "out_trade_no": out_trade_no,
+                "trade_type": "JSAPI",
+                "trade_state": "NOTPAY",
+                "trade_state_desc": "订单未支付",
+                "payer": {"openid": openid},
+                "amount": {"total": total, "currency": "CNY"},
+            },
+        }
+        self.trades[out_trade_no] = trade
+        return trade["transaction"]
+
+    def pay(
+        self,
+        out_trade_no: str,
+        *,
+        transaction_id: str = "4200002501202501018123456789",
+        success_time: str = "2026-11-27T10:30:15+08:00",
+        payer_total: int | None = None,
+    ) -> dict:
+        """The payer pays the order: its trade becomes SUCCESS (§6.2)."""
+        transaction = self.trades[out_trade_no]["transaction"]
+        total = transaction["amount"]["total"]
+        transaction.update(
+            trade_state="SUCCESS",
+            trade_state_desc="支付成功",
+            transaction_id=transaction_id,
+            bank_type="OTHERS",
+            success_time=success_time,
+            amount={
+                "total": total,
+                "payer_total": total if payer_total is None else payer_total,
+                "currency": "CNY",
+                "payer_currency": "CNY",
+            },
+        )
+        return transaction
+
+    def refund_settle(self, out_refund_no: str, status: str = "SUCCESS") -> dict:
+        """WeChat finishes a refund (§8.2): SUCCESS, CLOSED or ABNORMAL."""
+        refund = self.refunds[out_refund_no]
+        refund["status"] = status
+        if status == "SUCCESS":
+            refund["success_time"] = rfc3339(_answer_clock())
+        return refund
+
+    # -- the endpoints -----------------------------------------------------------------------
+
+    def _answering(self, operation: str, handle):
+        def answer(request):
+            if self.exception is not None:
+                raise self.exception
+            auth = request_signature_ok(request, self.merchant_public_key)
+            assert auth["mchid"] == self.mchid, "Authorization names another mchid"
+            assert auth["serial_no"] == self.merchant_serial, "not the merchant's serial"
+            body = json.loads(request.body) if request.body else None
+            self.requests_seen.append(
+                {"operation": operation, "path": request.path_url, "body": body, "auth": auth}
+            )
+            queued = self.error_queue.get(operation)
+            failure = queued.pop(0) if queued else self.errors.get(operation)
+            if failure is not None:
+                return error_answer(*failure, "test")
+            status, payload = handle(request, body)
+            if status >= 400:
+                return error_answer(status, payload, "test")
+            return self._signed(payload, status)
+
+        return answer
+
+    def _signed(self, payload, status: int) -> tuple[int, dict[str, str], bytes]:
+        if self.sign_with_platform:
+            key, _, serial = self.platform
+        else:
+            key, serial = self.wechat_key, PUBLIC_KEY_ID
+        return signed_answer(key, payload, status, serial=serial, timestamp=int(_answer_clock()))
+
+    def _jsapi(self, request, body: dict):
+        assert (body["appid"], body["mchid"]) == (self.appid, self.mchid), "not the shop's"
+        number = body["out_trade_no"]
+        trade = self.trades.get(number)
+        if trade is None:
+            self.trade_add(number, total=body["amount"]["total"], openid=body["payer"]["openid"])
+            trade = self.trades[number]
+            trade["request"] = body
+        state = trade["transaction"]["trade_state"]
+        if state in PAID_TRADE_STATES:
+            return 400, "ORDERPAID"
+        if state == "CLOSED":
+            return 400, "ORDER_CLOSED"
+        if trade["request"] not in (None, body):
+            return 400, "INVALID_REQUEST"  # re-entry with other parameters (§4.3)
+        trade["request"] = body
+        return 200, {"prepay_id": trade["prepay_id"]}
+
+    def _number_in_path(self, request, before: str) -> str:
+        path = request.path_url.split("?", 1)[0]
+        return path.split(before, 1)[1].split("/", 1)[0]
+
+    def _query(self, request, body):
+        assert request.path_url.endswith(f"?mchid={self.mchid}"), "mchid missing from the query"
+        trade = self.trades.get(self._number_in_path(request, "/out-trade-no/"))
+        if trade is None:
+            return 404, "ORDER_NOT_EXIST"
+        return 200, trade["transaction"]
+
+    def _close(self, request, body: dict):
+        assert body == {"mchid": self.mchid}
+        trade = self.trades.get(self._number_in_path(request, "/out-trade-no/"))
+        if trade is None:
+            return 404, "ORDER_NOT_EXIST"
+        transaction = trade["transaction"]
+        if transaction["trade_state"] in PAID_TRADE_STATES:
+            return 400, "ORDER_PAID"
+        transaction.update(trade_state="CLOSED", trade_state_desc="订单已关闭")
+        return 204, b""
+
+    def _refund(self, request, body: dict):
+        assert "mchid" not in body  # it comes from Authorization (§8.1)
+        trade = self.trades.get(body.get("out_trade_no", ""))
+        if trade is None or trade["transaction"]["trade_state"] not in PAID_TRADE_STATES:
+            return 404, "RESOURCE_NOT_EXISTS"
+        transaction = trade["transaction"]
+        amount = body["amount"]
+        number = body["out_refund_no"]
+        known = self.refunds.get(number)
+        if known is not None:
+            if known["_request"] != body:
+                return 400, "INVALID_REQUEST"
+            return 200, _public(known)
+        refunded = sum(
+            r["amount"]["refund"]
+            for r in self.refunds.values()
+            if r["out_trade_no"] == transaction["out_trade_no"] and r["status"] != "CLOSED"
+        )
+        if amount["total"] != transaction["amount"]["total"]:
+            return 400, "INVALID_REQUEST"
+        if refunded + amount["refund"] > amount["total"]:
+            return 400, "INVALID_REQUEST"
+        self.refunds[number] = {
+            "_request": body,
+            "refund_id": v3_refund_id_for(number),
+            "out_refund_no": number,
+            "transaction_id": transaction["transaction_id"],
+            "out_trade_no": transaction["out_trade_no"],
+            "channel": "ORIGINAL",
+            "user_received_account": "支付用户零钱",
+            "create_time": rfc3339(_answer_clock()),
+            "status": "PROCESSING",
+            "funds_account": "AVAILABLE",
+            "amount": {
+                "total": amount["total"],
+                "refund": amount["refund"],
+                "payer_total": amount["total"],
+                "payer_refund": amount["refund"],
+                "currency": "CNY",
+            },
+        }
+        transaction["trade_state"] = "REFUND"
+        return 200, _public(self.refunds[number])
+
+    def _refund_query(self, request, body):
+        refund = self.refunds.get(self._number_in_path(request, "/refunds/"))
+        if refund is None:
+            return 404, "RESOURCE_NOT_EXISTS"
+        return 200, _public(refund)
+
+    def _certificates(self, request, body):
+        _, certificate, serial = self.platform
+        resource = encrypt_resource(
+            self.apiv3_key,
+            pem_of(certificate).encode(),
+            associated_data="certificate",
+            original_type="certificate",
+        )
+        resource.pop("original_type")
+        entry = {
+            "serial_no": serial,
+            "effective_time": certificate.not_valid_before_utc.isoformat(),
+            "expire_time": certificate.not_valid_after_utc.isoformat(),
+            "encrypt_certificate": resource,
+        }
+        return 200, {"data": [entry]}
+
+
+def _public(refund: dict) -> dict:
+    return {k: v for k, v in refund.items() if not k.startswith("_")}
