@@ -249,7 +249,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "The JSON API a WeChat mini-program calls. Amounts are integer fen; times are "
         "ISO 8601 in Beijing time. WeChat's own callbacks (/payment/wxnotify, "
-        "/payment/refundnotify) speak WeChat's XML and are described in README."
+        "/payment/refundnotify: WeChat's XML; /payment/v3/wxnotify, "
+        "/payment/v3/refundnotify: API v3's signed JSON) are described in README."
     ),
     "VERSION": "1.0.0",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
