@@ -57,3 +57,20 @@ def pay_notify_url(version: str) -> str:
     parts = urlsplit(settings.WECHAT_NOTIFY_URL)
     head, _, last = parts.path.rpartition("/")
     return urlunsplit((parts.scheme, parts.netloc, f"{head}/v3/{last}", "", ""))
+
+
+def pay_refund_notify_url(version: str) -> str:
+    """Where WeChat reports the refunds of an order placed with API ``version``: v2
+    ``WECHAT_REFUND_NOTIFY_URL``, else the payment notify URL with its last segment
+    ``wxnotify`` replaced by ``refundnotify`` (``/payment/refundnotify`` when it does not end
+    so); v3 the same beside the v3 notify URL (``/payment/v3/refundnotify``). No query string
+    either way (docs/protocol/wechat-pay-v2.md §7.1, docs/protocol/wechat-pay-v3.md §8.1)."""
+    if version != "v3" and settings.WECHAT_REFUND_NOTIFY_URL:
+        return settings.WECHAT_REFUND_NOTIFY_URL
+    parts = urlsplit(pay_notify_url(version))
+    head, _, last = parts.path.rpartition("/")
+    if last == "wxnotify":
+        path = f"{head}/refundnotify"
+    else:
+        path = "/payment/v3/refundnotify" if version == "v3" else "/payment/refundnotify"
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))

@@ -6,6 +6,8 @@ SUCCESS) or closed (by its owner, by staff, or by reconciliation once it expired
 WeChat says it holds money for an order (closeorder ORDERPAID), the order is never closed
 before that payment is recorded: if orderquery cannot confirm it, the order stays as it
 is, flagged, and reconciliation asks again.
+WeChat is asked through ``payments.gateway``, in the API the order was placed with (v2 or
+v3; "orderquery" and "closeorder" below name the step in either).
 WeChat is asked first and our rows are changed after, in short transactions of their
 own: no row lock is held while WeChat answers (docs/INVARIANTS.md §6.7).
 
@@ -13,7 +15,8 @@ What reconciling did is a ``Reconciled`` (a ``ReconcileAction`` and the code qua
 it); the command and admin turn its translatable label into their summary and messages.
 """
 
-# A bare §n in this file is a section of docs/protocol/wechat-pay-v2.md.
+# A bare §n in this file is a section of docs/protocol/wechat-pay-v2.md (v3 has the same
+# rules, docs/protocol/wechat-pay-v3.md §6, §8).
 
 import enum
 import logging
@@ -33,20 +36,25 @@ from orders.services import (
     order_close_local,
     order_flag,
 )
+from payments.gateway import (
+    CLOSED_STATES,
+    PAID_STATES,
+    CloseOutcome,
+    PayError,
+    Trade,
+    gateway_for,
+)
 from payments.models import REFUND_OPEN, PaymentNotification, Refund
-from payments.refunds import STATUS_FROM_WECHAT, RefundApplied, refund_apply_result, refund_submit
-from payments.services import PaymentFields, WeChatPayFailed, payment_apply, payment_client
-from wechat.pay_v2 import OrderClosed, OrderNotExist, OrderPaid, TradeQuery, WxPayError
+from payments.refunds import RefundApplied, refund_apply_result, refund_submit
+from payments.services import PaymentFields, WeChatPayFailed, payment_apply
 
 logger = logging.getLogger(__name__)
 
 Outcome = PaymentNotification.Outcome
 
-# WeChat refuses closeorder within 5 minutes of unifiedorder (docs/protocol/wechat-pay-v2.md §6.2).
+# WeChat refuses closeorder within 5 minutes of unifiedorder (docs/protocol/wechat-pay-v2.md §6.2;
+# v3 does not say, docs/protocol/wechat-pay-v3.md §6.3: the same wait, for both).
 WECHAT_CLOSE_MIN_AGE = timedelta(minutes=5)
-CLOSED_STATES = {"CLOSED", "REVOKED", "PAYERROR"}
-# Trade states in which WeChat took the money (REFUND: and a refund has started since).
-PAID_STATES = {"SUCCESS", "REFUND"}
 # A wallet refund settles within ~20 minutes (docs/protocol/wechat-pay-v2.md §7.1) and the notify
 # usually says so; ask refundquery only about refunds processing for longer than this.
 REFUND_QUERY_AFTER = timedelta(minutes=5)
@@ -166,7 +174,7 @@ def order_close(*, order: Order) -> CloseResult:
     if order.prepay_id and not pending:
         try:
             closing = _close_at_wechat(order)
-        except WxPayError as exc:
+        except PayError as exc:
             raise WeChatPayFailed("WeChat Pay could not close the order", exc) from exc
         if closing != WeChatClose.CLOSED:
             order.refresh_from_db()
@@ -184,11 +192,8 @@ def _wechat_may_close(order: Order) -> bool:
 
 def _close_at_wechat(order: Order) -> WeChatClose:
     """closeorder, and what WeChat's answer means for the order."""
-    try:
-        payment_client(sign_type=order.sign_type).close_order(out_trade_no=order.out_trade_no)
-    except (OrderClosed, OrderNotExist):
-        pass  # closed already, or WeChat never had it: closed either way
-    except OrderPaid:
+    # Closed already, or WeChat never had it: closed either way (CloseOutcome.CLOSED).
+    if gateway_for(order).close(order=order) == CloseOutcome.PAID:
         return _settle_order_paid(order)
     return WeChatClose.CLOSED
 
@@ -200,17 +205,18 @@ def _settle_order_paid(order: Order) -> WeChatClose:
     for it, so closing would give its stock back and lose the payment.
     """
     try:
-        trade = payment_client(sign_type=order.sign_type).order_query(
-            out_trade_no=order.out_trade_no
-        )
-    except WxPayError as exc:
-        said = f"orderquery failed ({type(exc).__name__})"
+        trade = gateway_for(order).query(order=order)
+    except PayError as exc:
+        said = f"orderquery failed ({exc.kind})"
     else:
-        if trade.trade_state in PAID_STATES:
+        if trade is not None and trade.trade_state in PAID_STATES:
             if _apply_trade(order, trade) == Outcome.REJECTED:
                 return WeChatClose.UNSETTLED  # flagged by _apply_trade
             return WeChatClose.PAID
-        said = f"orderquery says {trade.trade_state[:32] or 'nothing'}"
+        if trade is None:
+            said = "orderquery knows no such order"
+        else:
+            said = f"orderquery says {trade.trade_state[:32] or 'nothing'}"
     order_flag(
         order=order,
         reason=f"WeChat says paid (closeorder ORDERPAID), {said}: not closed; "
@@ -219,7 +225,7 @@ def _settle_order_paid(order: Order) -> WeChatClose:
     return WeChatClose.UNSETTLED
 
 
-def _trade_problem(order: Order, trade: TradeQuery) -> str:
+def _trade_problem(order: Order, trade: Trade) -> str:
     """Why a paid orderquery answer cannot be applied to ``order`` ("" if it can): the
     checks a notify gets (payment_apply then checks the amount and the payer)."""
     if trade.out_trade_no != order.out_trade_no:
@@ -231,7 +237,7 @@ def _trade_problem(order: Order, trade: TradeQuery) -> str:
     return ""
 
 
-def _flag_unfit(order: Order, trade: TradeQuery, problem: str) -> None:
+def _flag_unfit(order: Order, trade: Trade, problem: str) -> None:
     order_flag(
         order=order,
         reason=f"WeChat's answer did not fit: {problem} (orderquery {trade.trade_state[:32]}); "
@@ -239,7 +245,7 @@ def _flag_unfit(order: Order, trade: TradeQuery, problem: str) -> None:
     )
 
 
-def _apply_trade(order: Order, trade: TradeQuery) -> str:
+def _apply_trade(order: Order, trade: Trade) -> str:
     """Record what a verified orderquery answer says was paid; returns payment_apply's
     outcome, or ``Outcome.REJECTED`` when the answer did not fit (flagged, nothing applied).
 
@@ -254,7 +260,7 @@ def _apply_trade(order: Order, trade: TradeQuery) -> str:
         transaction_id=trade.transaction_id,
         total_fee=trade.total_fee,
         openid=trade.openid,
-        paid_at=trade.time_end or timezone.now(),
+        paid_at=trade.paid_at or timezone.now(),
     )
     with transaction.atomic():
         locked = Order.objects.select_for_update().get(pk=order.pk)
@@ -290,12 +296,7 @@ def _reconcile_unpaid(order: Order) -> Reconciled:
         if expired and order_close_local(order=order):
             return Reconciled(ReconcileAction.CLOSED_NEVER_SENT)
         return Reconciled(ReconcileAction.WAITING)
-    try:
-        trade = payment_client(sign_type=order.sign_type).order_query(
-            out_trade_no=order.out_trade_no
-        )
-    except OrderNotExist:
-        trade = None
+    trade = gateway_for(order).query(order=order)  # None: WeChat has no such order
     # Only a paid answer must echo out_trade_no; one naming another order is never used.
     if trade is not None and trade.out_trade_no and trade.out_trade_no != order.out_trade_no:
         _flag_unfit(order, trade, f"out_trade_no {trade.out_trade_no[:32]!r} is not the order's")
@@ -358,16 +359,15 @@ def refund_reconcile(*, refund: Refund, query_after: timedelta = REFUND_QUERY_AF
     if timezone.now() - refund.updated_at < query_after:
         return Reconciled(ReconcileAction.REFUND_WAITING)
     # refundquery needs no client certificate (§7.2).
-    query = payment_client().refund_query(out_refund_no=refund.out_refund_no)
-    status = STATUS_FROM_WECHAT.get(query.refund_status)
-    if status is None:
-        return Reconciled(ReconcileAction.REFUND_STILL_OPEN, query.refund_status or "unknown")
+    report = gateway_for(refund.order).refund_query(out_refund_no=refund.out_refund_no)
+    if report.status is None:
+        return Reconciled(ReconcileAction.REFUND_STILL_OPEN, report.wechat_status or "unknown")
     applied = refund_apply_result(
         refund=refund,
-        status=status,
-        refund_id=query.refund_id,
-        succeeded_at=query.success_time,
-        recv_account=query.recv_account,
-        refund_fee=query.refund_fee,
+        status=report.status,
+        refund_id=report.refund_id,
+        succeeded_at=report.succeeded_at,
+        recv_account=report.recv_account,
+        refund_fee=report.refund_fee,
     )
-    return Reconciled(_REFUND_ACTIONS[applied], str(status))
+    return Reconciled(_REFUND_ACTIONS[applied], str(report.status))

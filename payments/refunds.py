@@ -1,5 +1,6 @@
-"""Refunds (docs/protocol/wechat-pay-v2.md §7): record first, ask WeChat outside any
-transaction, apply the result exactly once.
+"""Refunds (docs/protocol/wechat-pay-v2.md §7, docs/protocol/wechat-pay-v3.md §8): record
+first, ask WeChat outside any transaction, apply the result exactly once. WeChat is asked
+through ``payments.gateway``, in the API the order was placed with.
 
 1. ``refund_create``: under the order's row lock, check the order is paid and the amount
    fits in what is left, and record a *pending* refund with a fresh ``out_refund_no``.
@@ -14,45 +15,41 @@ transaction, apply the result exactly once.
 # A bare §n in this file is a section of docs/protocol/wechat-pay-v2.md.
 
 import logging
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urlsplit, urlunsplit
 
-from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.db.models import Sum
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from accounts.models import User
-from core.config import require_refunds_configured
+from core.config import pay_refund_notify_url
 from core.money import yuan
-from orders.models import Order
+from core.times import compact_timestamp
+from orders.models import Order, PayVersion
 from orders.services import order_flag, order_mark_refunded
+from payments.gateway import (
+    REFUND_REASON_MAX_CHARS,
+    V2_REFUND_STATUS,
+    PayError,
+    PayGateway,
+    PayRefused,
+    PayRequestInvalid,
+    gateway_for,
+)
 from payments.models import REFUND_FINAL, Refund
 from payments.selectors import order_refund_totals
-from payments.services import payment_client
-from wechat.pay_v2 import (
-    WxPayBusinessError,
-    WxPayClient,
-    WxPayError,
-    WxPayRequestInvalid,
-    format_wx_time,
-)
 
 logger = logging.getLogger(__name__)
 
 Status = Refund.Status
-MAX_REFUNDS_PER_ORDER = 50  # §7.1
-REASON_MAX_CHARS = 80  # refund_desc is String(80), §7.1
-# WeChat's refund_status (§7.2, §7.3) → ours. PROCESSING is not a result yet.
-STATUS_FROM_WECHAT = {
-    "SUCCESS": Status.SUCCESS,
-    "REFUNDCLOSE": Status.CLOSED,
-    "CHANGE": Status.ABNORMAL,
-}
+MAX_REFUNDS_PER_ORDER = 50  # §7.1 (v3: the same, docs/protocol/wechat-pay-v3.md §8.3)
+REASON_MAX_CHARS = REFUND_REASON_MAX_CHARS  # refund_desc is String(80), §7.1
+# WeChat's v2 refund_status (§7.2, §7.3) → ours, for the v2 refund notify. PROCESSING is
+# not a result yet.
+STATUS_FROM_WECHAT = V2_REFUND_STATUS
 
 
 class RefundApplied(models.TextChoices):
@@ -89,31 +86,29 @@ class RefundAmountInvalid(RefundError):
     pass
 
 
-def refund_client() -> WxPayClient:
-    """The WeChat Pay client, once the client certificate refunds need is configured.
+def refund_gateway(*, order: Order) -> PayGateway:
+    """The gateway of the order's API, once what its refunds need is configured (v2: the
+    client certificate; v3: the v3 settings).
 
     Raises ``WeChatNotConfigured`` (a clear message for staff) rather than failing later
     inside the HTTP call.
     """
-    require_refunds_configured()
-    return payment_client()
+    gateway = gateway_for(order)
+    gateway.require_refunds_configured()
+    return gateway
 
 
-def refund_notify_url() -> str:
-    """Where WeChat posts the refund result (§7.3): the setting, or the payment notify URL
-    with its last segment ``wxnotify`` replaced (no query string allowed, §7.1)."""
-    if settings.WECHAT_REFUND_NOTIFY_URL:
-        return settings.WECHAT_REFUND_NOTIFY_URL
-    parts = urlsplit(settings.WECHAT_NOTIFY_URL)
-    head, _, last = parts.path.rpartition("/")
-    path = f"{head}/refundnotify" if last == "wxnotify" else "/payment/refundnotify"
-    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+def refund_notify_url(version: str = PayVersion.V2) -> str:
+    """Where WeChat posts the refund results of orders placed with API ``version`` (§7.3):
+    v2 the setting, or the payment notify URL with its last segment ``wxnotify`` replaced
+    (no query string allowed, §7.1); v3 ``…/v3/refundnotify`` beside the v3 notify URL."""
+    return pay_refund_notify_url(version)
 
 
 def out_refund_no_new(now: datetime) -> str:
     """``R`` + Beijing time + 16 random hex digits: 31 characters of ``[0-9A-Z]``, within
     WeChat's String(64) (§7.1), time-sortable and unguessable."""
-    return "R" + format_wx_time(now) + secrets.token_hex(8)
+    return "R" + compact_timestamp(now) + secrets.token_hex(8)
 
 
 # -- create ------------------------------------------------------------------------------------
@@ -137,16 +132,18 @@ def refund_create(
     with it is returned as it is, whatever is asked this time, with ``created`` False (the
     caller must not act on it as new); a key already used for another order is refused.
     """
-    require_refunds_configured()  # refuse before recording anything that could never be sent
+    # Refuse before recording anything that could never be sent.
+    gateway = refund_gateway(order=order)
     if isinstance(refund_fee, bool) or not isinstance(refund_fee, int) or refund_fee < 1:
         raise RefundAmountInvalid("The refund amount must be at least ¥0.01.")
     reason = (reason or "").strip()
     if len(reason) > REASON_MAX_CHARS:
         raise RefundError(f"The reason must be at most {REASON_MAX_CHARS} characters.")
-    if _XML_UNSAFE.search(reason):
-        # refund_desc travels in XML, which cannot carry them: the refund could never be
-        # sent, and reconciliation would try it again forever.
-        raise RefundError("The reason must not contain control characters.")
+    # A reason the order's API cannot carry: the refund could never be sent, and
+    # reconciliation would try it again forever.
+    problem = gateway.refund_reason_problem(reason)
+    if problem:
+        raise RefundError(problem)
     if len(request_key) > REQUEST_KEY_MAX_CHARS:
         raise RefundError(f"The request key must be at most {REQUEST_KEY_MAX_CHARS} characters.")
     try:
@@ -186,8 +183,6 @@ def refund_create(
 
 
 REQUEST_KEY_MAX_CHARS = 64  # Refund.request_key
-# Characters XML 1.0 cannot carry at all (as wechat.pay_v2.xml refuses them).
-_XML_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def _refund_for_request(order: Order, request_key: str) -> Refund | None:
@@ -237,34 +232,33 @@ def refund_submit(*, refund: Refund) -> Refund:
     Call outside any transaction. Anything but a definitive refusal leaves the refund
     pending for ``reconcile_orders`` to send again with the same number: after a timeout
     WeChat may well have it, and only the same ``out_refund_no`` is safe to repeat.
-    Raises ``WeChatNotConfigured`` when the certificate settings are missing.
+    Raises ``WeChatNotConfigured`` when the settings refunds need (v2: the certificate)
+    are missing.
     """
     refund.refresh_from_db()
     if refund.status != Status.PENDING:
         return refund
-    client = refund_client()
     order = refund.order
+    gateway = refund_gateway(order=order)
     try:
-        result = client.refund(
-            out_trade_no=order.out_trade_no,
+        refund_id = gateway.refund(
+            order=order,
             out_refund_no=refund.out_refund_no,
-            total_fee=order.charged_fee,  # WeChat refuses any other than what was paid
             refund_fee=refund.refund_fee,
-            refund_desc=refund.reason or None,
-            notify_url=refund_notify_url(),
+            reason=refund.reason,
         )
-    except WxPayBusinessError as exc:
-        # SYSTEMERROR, BIZERR_NEED_RETRY, rate limits: "retry with identical parameters".
+    except PayRefused as exc:
+        # SYSTEMERROR, rate limits: "retry with identical parameters"; others for good.
         _refund_update(refund, last_error=_error_text(exc), to_failed=not exc.retryable)
-    except WxPayRequestInvalid as exc:
+    except PayRequestInvalid as exc:
         # Nothing was sent and the same request can never be sent (a reason stored before
         # control characters were refused): refused for good, not retried every run.
         _refund_update(refund, last_error=_error_text(exc), to_failed=True)
-    except WxPayError as exc:
+    except PayError as exc:
         # No trustworthy answer (network, HTTP, signature, return_code=FAIL, certificate).
         _refund_update(refund, last_error=_error_text(exc))
     else:
-        _refund_update(refund, refund_id=result.refund_id)
+        _refund_update(refund, refund_id=refund_id)
     refund.refresh_from_db()
     logger.info("refund submitted out_refund_no=%s status=%s", refund.out_refund_no, refund.status)
     return refund
@@ -290,8 +284,9 @@ def _refund_update(
     )
 
 
-def _error_text(exc: WxPayError) -> str:
-    return f"{type(exc).__name__}: {exc}"
+def _error_text(exc: PayError) -> str:
+    # The wire error's name ("SystemBusy: WeChat Pay business error SYSTEMERROR: …").
+    return f"{exc.kind}: {exc}"
 
 
 # -- apply WeChat's verdict --------------------------------------------------------------------

@@ -1,21 +1,20 @@
-"""Taking payment for an order: the WeChat Pay client and ``wx.requestPayment`` parameters.
+"""Taking payment for an order: the ``wx.requestPayment`` parameters, and what a payment
+WeChat vouched for means for the order (``payment_apply``).
 
-Services reach WeChat Pay only through ``payment_client()`` and the narrow interface
-of ``WxPayClient`` (prepay, query, close, parse/verify notify), so an API v3 client can
-later sit beside v2 without touching order logic. WeChat Pay failing a call made for a
-shopper becomes ``WeChatPayFailed`` here, once, for the API to answer 502.
+WeChat Pay is reached through ``payments.gateway``: ``gateway_for(order)`` speaks the API the
+order was placed with (v2 or v3) and raises one family of errors, ``PayError``. WeChat Pay
+failing a call made for a shopper becomes ``WeChatPayFailed`` here, once, for the API to
+answer 502.
 """
 
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 
 from django.conf import settings
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from core.config import require_pay_configured
 from core.errors import DomainError
 from orders.models import Order
 from orders.services import (
@@ -24,12 +23,11 @@ from orders.services import (
     order_record_unexpected_payment,
     order_set_prepay,
 )
+from payments.gateway import PayError, gateway_for, pay_require_configured, v2_client
 from payments.models import PaymentNotification
-from wechat.pay_v2 import WxPayBusinessError, WxPayClient, WxPayConfig, WxPayError
 
 logger = logging.getLogger(__name__)
 
-PREPAY_LIFETIME = timedelta(hours=2)  # docs/protocol/wechat-pay-v2.md §3.2
 # Do not hand out a prepay_id that would die while the shopper is still paying.
 PREPAY_REUSE_MARGIN = timedelta(minutes=5)
 
@@ -46,41 +44,34 @@ class OrderNotPayable(DomainError):
 
 
 class WeChatPayFailed(DomainError):
-    """WeChat Pay refused a call or could not be reached (any ``WxPayError``, including
-    values the request cannot carry): nothing changed here, the caller may try again."""
+    """WeChat Pay refused a call or could not be reached (any ``PayError``, including values
+    the request cannot carry): nothing changed here, the caller may try again. ``err_code``
+    is WeChat's own error code ("" when WeChat gave none)."""
 
     status_code = 502
 
-    def __init__(self, message: str, cause: WxPayError, *, out_trade_no: str = ""):
+    def __init__(self, message: str, cause: PayError, *, out_trade_no: str = ""):
         super().__init__(f"{message}: {cause}")
-        self.err_code = cause.err_code if isinstance(cause, WxPayBusinessError) else ""
+        self.err_code = cause.code
         self.out_trade_no = out_trade_no
 
     def extra(self) -> dict[str, object]:
         return {"err_code": self.err_code, "out_trade_no": self.out_trade_no}
 
 
-@lru_cache(maxsize=4)
-def _client_for(config: WxPayConfig) -> WxPayClient:
-    # One client, hence one pooled requests.Session, per configuration and process.
-    return WxPayClient(config)
+def payment_require_configured() -> None:
+    """Raise ``WeChatNotConfigured`` unless new orders can be paid with the API they will be
+    placed with (``WECHAT_PAY_VERSION``): checked before an order is recorded that could
+    never be paid."""
+    pay_require_configured(settings.WECHAT_PAY_VERSION)
 
 
-def payment_client(*, sign_type: str | None = None) -> WxPayClient:
-    """The client for this configuration; ``sign_type`` pins an order's own algorithm."""
-    require_pay_configured()
-    return _client_for(
-        WxPayConfig(
-            appid=settings.WECHAT_APPID,
-            mch_id=settings.WECHAT_MCH_ID,
-            api_key=settings.WECHAT_MCH_KEY,
-            sign_type=sign_type or settings.WECHAT_SIGN_TYPE,
-            api_base=settings.WECHAT_PAY_API_BASE,
-            timeout=settings.WECHAT_TIMEOUT,
-            cert_path=settings.WECHAT_CERT_PATH or None,
-            key_path=settings.WECHAT_KEY_PATH or None,
-        )
-    )
+def payment_client(*, sign_type: str | None = None):
+    """The API v2 client (``wechat.pay_v2.WxPayClient``) for this configuration, one per
+    thread; ``sign_type`` pins an order's own algorithm. For the v2 notifies and statements,
+    which read v2's own formats; everything done *to* an order goes through
+    ``payments.gateway``."""
+    return v2_client(sign_type=sign_type)
 
 
 # Every frame below holds the API key while signing or verifying: hidden from error
@@ -89,8 +80,8 @@ def payment_client(*, sign_type: str | None = None) -> WxPayClient:
 def payment_prepare(*, order: Order) -> dict[str, str]:
     """The signed ``wx.requestPayment`` parameters for an unpaid order.
 
-    A prepay_id with life left is reused (fresh timeStamp, nonce and paySign); else
-    unifiedorder is called again with the order's stored parameters, which WeChat
+    A prepay_id with life left is reused (fresh timeStamp, nonce and paySign); else the
+    order's API is asked for one again with the order's stored parameters, which WeChat
     treats as re-entry of the same trade. Runs outside any transaction: nothing is
     locked while WeChat answers. Raises ``WeChatPayFailed`` when WeChat refuses or is
     unavailable: the order stays unpaid and can be paid again later.
@@ -99,31 +90,22 @@ def payment_prepare(*, order: Order) -> dict[str, str]:
         raise OrderNotPayable(
             order, f"Order {order.out_trade_no} is {order.status} and cannot be paid."
         )
-    # The order keeps the algorithm it was created with, even if the setting changes.
-    client = payment_client(sign_type=order.sign_type)
+    # The order keeps the API and the algorithm it was created with, even if the settings
+    # change.
+    gateway = gateway_for(order)
     now = timezone.now()
-    if not (order.prepay_id and order.prepay_expires_at - PREPAY_REUSE_MARGIN > now):
-        try:
-            prepay = client.unified_order(
-                out_trade_no=order.out_trade_no,
-                total_fee=order.total_fee,
-                body=order.body,
-                openid=order.openid,  # always the owner's: WeChat refuses any other payer
-                # The URL of the first call: a re-entry with another one is OUT_TRADE_NO_USED.
-                notify_url=order.notify_url or settings.WECHAT_NOTIFY_URL,
-                spbill_create_ip=order.spbill_create_ip,
-                time_start=order.created_at,
-                time_expire=order.expires_at,
-            )
-        except WxPayError as exc:
-            raise WeChatPayFailed(
-                "WeChat Pay refused or is unavailable", exc, out_trade_no=order.out_trade_no
-            ) from exc
-        if not order_set_prepay(
-            order=order, prepay_id=prepay.prepay_id, expires_at=now + PREPAY_LIFETIME
-        ):
-            raise OrderNotPayable(order, f"Order {order.out_trade_no} stopped being payable.")
-    return client.jsapi_params(order.prepay_id)
+    try:
+        if not (order.prepay_id and order.prepay_expires_at - PREPAY_REUSE_MARGIN > now):
+            prepay_id = gateway.prepay(order=order)
+            if not order_set_prepay(
+                order=order, prepay_id=prepay_id, expires_at=now + gateway.prepay_lifetime
+            ):
+                raise OrderNotPayable(order, f"Order {order.out_trade_no} stopped being payable.")
+        return gateway.payment_params(prepay_id=order.prepay_id)
+    except PayError as exc:
+        raise WeChatPayFailed(
+            "WeChat Pay refused or is unavailable", exc, out_trade_no=order.out_trade_no
+        ) from exc
 
 
 Outcome = PaymentNotification.Outcome

@@ -14,7 +14,6 @@ from rest_framework.views import APIView
 
 from core.api import StrictSerializer, api_error, error_responses
 from core.client_ip import client_ip
-from core.config import require_pay_configured
 from core.throttling import FailOpenScopedRateThrottle
 from core.validators import refuse_control_characters_in_line, refuse_control_characters_in_text
 from orders.models import Order
@@ -30,7 +29,7 @@ from payments.notify import (
     refund_notification_receive_v3,
     v3_reply_status,
 )
-from payments.services import payment_prepare
+from payments.services import payment_prepare, payment_require_configured
 from wechat.pay_v2 import MAX_BODY_BYTES
 from wechat.pay_v3 import MAX_NOTIFY_BYTES
 
@@ -201,7 +200,7 @@ class PaymentOrderApi(APIView):
             return api_error(
                 status.HTTP_400_BAD_REQUEST, message, errors={"Idempotency-Key": [message]}
             )
-        require_pay_configured()  # 503 before anything is recorded that could not be paid
+        payment_require_configured()  # 503 before anything is recorded that could not be paid
         if "out_trade_no" in data:
             order, created = self._own_order(request, data["out_trade_no"]), False
         else:

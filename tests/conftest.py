@@ -68,6 +68,25 @@ def wxpay(http_mock) -> FakeWxPay:
 
 
 @pytest.fixture
+def wxpay_v3(http_mock, pay_v3, merchant_key, wechat_key, platform):
+    """WeChat Pay API v3 for the shop configured by ``pay_v3`` (new orders placed with v3):
+    a ``tests.wx_v3.FakeWxPayV3`` answering with the shop's appid and mchid, signing with
+    the WeChat Pay public key (or, ``sign_with_platform``, the platform certificate it also
+    serves on /v3/certificates)."""
+    from tests.wx_v3 import FakeWxPayV3
+
+    return FakeWxPayV3(
+        http_mock,
+        merchant_key.public_key(),
+        wechat_key,
+        appid=pay_v3.WECHAT_APPID,
+        mchid=pay_v3.WECHAT_MCH_ID,
+        base=pay_v3.WECHAT_PAY_API_BASE,
+        platform=(platform.key, platform.certificate, platform.serial),
+    ).install()
+
+
+@pytest.fixture
 def debug_on(settings) -> None:
     """DEBUG on: the case where Django's error reports would show every local variable."""
     settings.DEBUG = True

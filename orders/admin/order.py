@@ -59,7 +59,14 @@ class OrderAdmin(ShippingAdminMixin, ExportAdminMixin, admin.ModelAdmin):
         "paid",
         "needs_attention",
     ]
-    list_filter = ["needs_attention", "status", "fulfilment_status", "created_at", "paid_at"]
+    list_filter = [
+        "needs_attention",
+        "status",
+        "fulfilment_status",
+        "pay_version",
+        "created_at",
+        "paid_at",
+    ]
     date_hierarchy = "created_at"
     search_fields = ["=out_trade_no", "=transaction_id", "=openid", "items__product_name"]
     search_help_text = gettext_lazy(
@@ -77,6 +84,7 @@ class OrderAdmin(ShippingAdminMixin, ExportAdminMixin, admin.ModelAdmin):
         "body",
         "total_display",
         "status_display",
+        "pay_version",
         "sign_type",
         "spbill_create_ip",
         "notify_url",
@@ -116,6 +124,7 @@ class OrderAdmin(ShippingAdminMixin, ExportAdminMixin, admin.ModelAdmin):
                 "fields": [
                     "transaction_id",
                     "paid_at",
+                    "pay_version",
                     "sign_type",
                     "prepay_id",
                     "prepay_expires_at",

@@ -12,10 +12,10 @@ from orders.admin import OrderAdmin
 from orders.models import Order
 from payments.admin.inlines import NotificationInline, RefundInline
 from payments.admin.refund_page import RefundAdminMixin
+from payments.gateway import PayError
 from payments.lifecycle import OrderNotClosable, order_close, order_reconcile
 from payments.selectors import order_refund_totals
 from payments.services import WeChatPayFailed
-from wechat.pay_v2 import WxPayError
 
 # Each order of an action is a synchronous call to WeChat: keep one request short.
 MAX_ORDERS_PER_ACTION = 20
@@ -67,7 +67,7 @@ class ShopOrderAdmin(RefundAdminMixin, OrderAdmin):
         for order in self._few(request, queryset):
             try:
                 done = order_reconcile(order=order)
-            except (WxPayError, WeChatNotConfigured) as exc:
+            except (PayError, WeChatNotConfigured) as exc:
                 self.message_user(request, f"{order}: {exc}", messages.ERROR)
                 continue
             said = "; ".join(r.label for r in done)

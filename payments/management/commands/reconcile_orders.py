@@ -25,9 +25,9 @@ from django.core.management.base import BaseCommand, CommandError
 from core.config import WeChatNotConfigured
 from orders.selectors import orders_to_reconcile
 from orders.services import order_claim_for_reconcile
+from payments.gateway import PayError
 from payments.lifecycle import ReconcileAction, Reconciled, order_reconcile, refund_reconcile
 from payments.selectors import refunds_to_reconcile
-from wechat.pay_v2 import WxPayError
 
 logger = logging.getLogger(__name__)
 
@@ -87,9 +87,9 @@ class Command(BaseCommand):
             if not order_claim_for_reconcile(order=order, seconds=claim_seconds):
                 return (Reconciled(ReconcileAction.TAKEN),)
             return order_reconcile(order=order)
-        except WxPayError as exc:
+        except PayError as exc:
             self.stderr.write(f"{order.out_trade_no}: {exc}")
-            return (Reconciled(ReconcileAction.WECHAT_ERROR, type(exc).__name__),)
+            return (Reconciled(ReconcileAction.WECHAT_ERROR, exc.kind),)
         except Exception as exc:
             # Anything else is ours (data, database, settings): this order fails alone.
             return (self._failed(exc, "order out_trade_no", order.out_trade_no),)
@@ -99,7 +99,10 @@ class Command(BaseCommand):
         for n, refund in enumerate(candidates, start=1):
             try:
                 done = refund_reconcile(refund=refund, query_after=older_than)
-            except (WxPayError, WeChatNotConfigured) as exc:
+            except PayError as exc:
+                done = Reconciled(ReconcileAction.REFUND_WECHAT_ERROR, exc.kind)
+                self.stderr.write(f"{refund.out_refund_no}: {exc}")
+            except WeChatNotConfigured as exc:
                 done = Reconciled(ReconcileAction.REFUND_WECHAT_ERROR, type(exc).__name__)
                 self.stderr.write(f"{refund.out_refund_no}: {exc}")
             except Exception as exc:
