@@ -395,20 +395,17 @@ def _v3_errors(exc: pay_v3.WxPayV3Error) -> PayError:
     return PayUnavailable(str(exc), kind=kind)
 
 
-def _v3_call(call: Callable[[pay_v3.WxPayV3Client], T], *, repeatable: bool) -> T:
+def _v3_call(call: Callable[[pay_v3.WxPayV3Client], T]) -> T:
     """``call`` with this thread's v3 client, its errors translated.
 
     An answer signed under a serial we hold no key for (``UnknownSerial``: WeChat rotated its
     platform certificate, or the merchant is moving to the public key, v3 §3.4, §3.5) makes us
-    download WeChat's certificates (``v3_keys_refresh``, at most once a minute). Then:
-
-    - the queries and close (``repeatable``) are sent once more: they change nothing or are
-      idempotent (closing again succeeds, v3 §6.3), so the caller gets its answer now;
-    - prepay and refund are not: the call counts as "no trustworthy answer"
-      (``PayUnavailable``), and their callers already repeat them with the same numbers and
-      parameters, WeChat's remedy for an unclear outcome (v3 §4.3, §8.3) — the shopper's next
-      tap, the next reconcile run — which then verifies with the keys just fetched. One call
-      per request keeps a shopper's request or a reconcile run from waiting on two.
+    download WeChat's certificates (``v3_keys_refresh``, at most once a minute), and the call
+    is sent once more. Every call here may be: queries change nothing, closing again succeeds
+    (v3 §6.3), and a prepay or a refund repeated with the same number and parameters is
+    WeChat's own remedy for an unclear outcome (v3 §4.3, §8.3) — so a shopper never sees a
+    502 because the shop had not fetched a certificate yet. A second ``UnknownSerial`` is
+    refused like any other unverifiable answer.
     """
     try:
         client = v3_client()
@@ -419,9 +416,9 @@ def _v3_call(call: Callable[[pay_v3.WxPayV3Client], T], *, repeatable: bool) -> 
                 known = v3_keys_refresh(client, exc.serial)
             except pay_v3.WxPayV3Error:
                 known = False  # the download failed: the answer stays untrusted
-            if not known or not repeatable:
+            if not known:
                 raise exc from None
-            return call(client)  # a second UnknownSerial is refused as any other
+            return call(client)
     except pay_v3.WxPayV3Error as exc:
         raise _v3_errors(exc) from exc
 
@@ -448,11 +445,11 @@ class V3Gateway:
                 time_expire=order.expires_at,
             ).prepay_id
 
-        return _v3_call(jsapi, repeatable=False)
+        return _v3_call(jsapi)
 
     def payment_params(self, *, prepay_id: str) -> dict[str, str]:
         # signType RSA, paySign over appId\ntimeStamp\nnonceStr\npackage\n (v3 §5).
-        return _v3_call(lambda client: client.jsapi_params(prepay_id), repeatable=True)
+        return _v3_call(lambda client: client.jsapi_params(prepay_id))
 
     def query(self, *, order: Order) -> Trade | None:
         def query(client: pay_v3.WxPayV3Client) -> Trade | None:
@@ -469,7 +466,7 @@ class V3Gateway:
                 paid_at=answer.success_time,
             )
 
-        return _v3_call(query, repeatable=True)
+        return _v3_call(query)
 
     def close(self, *, order: Order) -> CloseOutcome:
         def close(client: pay_v3.WxPayV3Client) -> CloseOutcome:
@@ -481,7 +478,7 @@ class V3Gateway:
                 return CloseOutcome.PAID
             return CloseOutcome.CLOSED
 
-        return _v3_call(close, repeatable=True)
+        return _v3_call(close)
 
     def refund(self, *, order: Order, out_refund_no: str, refund_fee: int, reason: str) -> str:
         def refund(client: pay_v3.WxPayV3Client) -> str:
@@ -494,12 +491,11 @@ class V3Gateway:
                 notify_url=pay_refund_notify_url(PayVersion.V3),
             ).refund_id
 
-        return _v3_call(refund, repeatable=False)
+        return _v3_call(refund)
 
     def refund_query(self, *, out_refund_no: str) -> RefundReport:
         answer = _v3_call(
-            lambda client: client.refund_query(out_refund_no=out_refund_no), repeatable=True
-        )
+            lambda client: client.refund_query(out_refund_no=out_refund_no))
         return RefundReport(
             status=V3_REFUND_STATUS.get(answer.status),
             wechat_status=answer.status,

@@ -126,9 +126,7 @@ def hmac_shop(sim, logs, django_db_setup, merchant_certificate) -> Iterator[Shop
 
 
 @pytest.fixture(scope="session")
-def v3_shop(
-    sim, logs, django_db_setup, static_files, merchant_certificate
-) -> Iterator[ShopServer]:
+def v3_shop(sim, logs, django_db_setup, static_files, merchant_certificate) -> Iterator[ShopServer]:
     """A server placing orders through WeChat Pay v3, whatever ``E2E_PAY_VERSION`` says."""
     server = _start_shop(sim, logs, "MD5", merchant_certificate, pay_version="v3")
     yield server
@@ -142,13 +140,17 @@ def v3_phone(v3_shop, fresh_sim, transactional_db) -> MiniProgram:
     return app
 
 
+def _use_v3(settings, sim) -> None:
+    settings.WECHAT_PAY_VERSION = "v3"
+    for name, value in sim.v3_settings().items():
+        setattr(settings, name, value)
+
+
 @pytest.fixture
 def v3_pay_settings(pay_settings, sim):
     """``pay_settings`` with the simulator's v3 files: commands in this process place and
     check orders through v3, as ``v3_shop`` does."""
-    pay_settings.WECHAT_PAY_VERSION = "v3"
-    for name, value in sim.v3_settings().items():
-        setattr(pay_settings, name, value)
+    _use_v3(pay_settings, sim)
     return pay_settings
 
 
@@ -306,9 +308,13 @@ def phone(shop, fresh_sim, transactional_db) -> MiniProgram:
 
 @pytest.fixture
 def pay_settings(settings, sim):
-    """Point this test process's WeChat Pay client at the simulator (for commands)."""
+    """Point this test process's WeChat Pay client at the simulator (for commands). With
+    ``E2E_PAY_VERSION=v3`` the simulator's v3 files too, as ``shop`` has them: the orders
+    the servers placed are checked and refunded here through v3."""
     settings.WECHAT_PAY_API_BASE = sim.url
     settings.WECHAT_API_BASE = sim.url
+    if PAY_VERSION == "v3":
+        _use_v3(settings, sim)
     return settings
 
 

@@ -7,16 +7,19 @@ it runs once against one app server and once against two behind a round-robin
 """
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
+import requests
 import schemathesis
 
+from accounts.models import User
 from demo.miniprogram import MiniProgram
-from demo.stack import ShopServer, free_port
-from orders.models import Product
-from tests.livestack import ACCOUNT, SERVER_ENV, database_url
+from demo.stack import ShopServer, Simulator, free_port
+from orders.models import Order, Product
+from tests.admin_forms import FormFields
+from tests.livestack import ACCOUNT, PAY_VERSION, SERVER_ENV, database_url
 
 __all__ = ["ACCOUNT", "SERVER_ENV", "database_url"]
 
@@ -27,7 +30,8 @@ REDIS_URL = "redis://127.0.0.1:6379/15"
 def server_pair(sim, logs, django_db_setup, merchant_certificate) -> Iterator[list[ShopServer]]:
     """Two app servers, one database, one Redis, one secret, and one public notify URL,
     as behind a balancer: the phone's calls alternate between the two, while WeChat's
-    notifies all reach the second."""
+    notifies all reach the second. They place orders with ``E2E_PAY_VERSION``'s API, as
+    ``shop`` does."""
     redis.Redis.from_url(REDIS_URL).flushdb()  # no throttle counts left from a past run
     ports = [free_port(), free_port()]
     env = {
@@ -41,7 +45,9 @@ def server_pair(sim, logs, django_db_setup, merchant_certificate) -> Iterator[li
             sim,
             database_url(),
             port=port,
+            pay_version=PAY_VERSION,
             log_path=logs / f"gunicorn-pair-{n}.log",
+            # v3 derives /payment/v3/wxnotify from it (core.config.pay_notify_url).
             extra_env={**env, "WECHAT_NOTIFY_URL": f"http://127.0.0.1:{ports[1]}/payment/wxnotify"},
         )
         for n, port in enumerate(ports)
@@ -278,3 +284,115 @@ def import_statement(shop, tmp_path, transactional_db):
         )
 
     return run
+
+
+# -- admin over HTTP, and servers of their own (test_pay_v3.py, test_pay_switch.py) ------------
+
+STAFF_PASSWORD = "a-long-e2e-test-password"
+
+
+class ShopAdmin:
+    """A member of staff logged in to one server's admin over HTTP, submitting its pages as
+    a browser does: each form read back from the page, CSRF token and one-time key included."""
+
+    def __init__(self, base_url: str, username: str):
+        self.base_url = base_url
+        self.http = requests.Session()
+        login = f"{base_url}/admin/login/?next=/admin/"
+        self.http.get(login, timeout=10).raise_for_status()
+        answer = self.http.post(
+            login,
+            data={
+                "csrfmiddlewaretoken": self.http.cookies["csrftoken"],
+                "username": username,
+                "password": STAFF_PASSWORD,
+                "next": "/admin/",
+            },
+            timeout=30,
+        )
+        assert answer.url == f"{base_url}/admin/", f"admin login failed: {answer.text[:300]}"
+
+    def refund(self, order: Order, amount: str | None = None, reason: str = "") -> str:
+        """Open the order's "Refund…" page and submit it: ``amount`` in yuan (None: the
+        page's own default, all that is still refundable). Returns the page it leads to."""
+        page = f"{self.base_url}/admin/orders/order/{order.pk}/refund/"
+        form = FormFields("refund_form")
+        form.feed(self.http.get(page, timeout=10).text)
+        assert form.data, f"no refund form at {page}"
+        data = {**form.data, "reason": reason}
+        if amount is not None:
+            data["amount"] = amount
+        answer = self.http.post(page, data=data, timeout=30)
+        assert answer.status_code == 200, answer.text[:300]
+        return answer.text
+
+
+@pytest.fixture
+def shop_admin(transactional_db) -> Callable[[ShopServer], ShopAdmin]:
+    """``shop_admin(server)``: a superuser logged in to that server's admin."""
+    User.objects.create_superuser("boss", "boss@example.com", STAFF_PASSWORD)
+    return lambda server: ShopAdmin(server.url, "boss")
+
+
+@pytest.fixture
+def certificate_sim(logs) -> Iterator[Simulator]:
+    """A simulator of its own that signs v3 with its platform certificate only
+    (``--v3-keys certificate``): a merchant without WeChat Pay's public key."""
+    simulator = Simulator(
+        ACCOUNT, retry_scale=0.01, log_path=logs / "wxsim-certificate.log", v3_keys="certificate"
+    ).start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture
+def certificate_shop(
+    certificate_sim, logs, django_db_setup, merchant_certificate
+) -> Iterator[ShopServer]:
+    """A v3 server on ``certificate_sim`` configured with no WeChat Pay public key: it
+    verifies WeChat with the platform certificates it downloads."""
+    server = ShopServer(
+        certificate_sim,
+        database_url(),
+        pay_version="v3",
+        log_path=logs / "gunicorn-v3-certificate.log",
+        extra_env={
+            **SERVER_ENV,
+            **merchant_certificate,
+            "WECHAT_PAY_PUBLIC_KEY_PATH": "",  # empty is unset (shopsite/settings.py env())
+            "WECHAT_PAY_PUBLIC_KEY_ID": "",
+        },
+    ).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def restartable_shop(
+    sim, logs, django_db_setup, merchant_certificate
+) -> Iterator[Callable[[str], ShopServer]]:
+    """``start(pay_version)``: (re)start the one server of this test with that
+    ``WECHAT_PAY_VERSION``, as an operator restarts a shop with a changed setting: the same
+    port (so the same notify URLs), database, secret key (tokens stay valid) and v2
+    settings; the one running before is stopped first."""
+    port = free_port()
+    env = {**SERVER_ENV, **merchant_certificate, "DJANGO_SECRET_KEY": secrets.token_urlsafe(50)}
+    running: list[ShopServer] = []
+
+    def start(pay_version: str) -> ShopServer:
+        if running:
+            running.pop().stop()
+        server = ShopServer(
+            sim,
+            database_url(),
+            port=port,
+            pay_version=pay_version,
+            log_path=logs / f"gunicorn-switch-{pay_version}.log",
+            extra_env=env,
+        )
+        running.append(server)
+        return server.start()
+
+    yield start
+    for server in running:
+        server.stop()

@@ -396,30 +396,32 @@ class TestAnAnswerUnderAnUnknownSerial:
         assert gateway_for(order).close(order=order) == CloseOutcome.CLOSED
         assert len(wxpay_v3.calls(CLOSE)) == 2
 
-    def test_a_refund_is_no_answer_now_and_goes_through_next_time(self, order, wxpay_v3):
+    def test_a_refund_is_sent_again_with_the_same_number_and_answered(self, order, wxpay_v3):
+        """WeChat's remedy for an unclear refund is the same out_refund_no again (§8.3)."""
         paid_at_wechat(order, wxpay_v3)
         paid_here(order)
         wxpay_v3.sign_with_platform = True
-        send = lambda: gateway_for(order).refund(  # noqa: E731
+
+        refund_id = gateway_for(order).refund(
             order=order, out_refund_no="R1", refund_fee=100, reason=""
         )
 
-        with pytest.raises(PayUnavailable) as caught:
-            send()
-        assert caught.value.kind == "UnknownSerial"
+        assert refund_id == v3_refund_id_for("R1")
+        sent = wxpay_v3.calls(REFUND)
+        assert len(sent) == 2
+        assert sent[0]["body"] == sent[1]["body"]  # the same refund, repeated identically
         assert len(wxpay_v3.calls(CERTIFICATES)) == 1
 
-        assert send() == v3_refund_id_for("R1")  # the same refund, now verified
-        assert len(wxpay_v3.calls(REFUND)) == 2
-        assert len(wxpay_v3.calls(CERTIFICATES)) == 1
-
-    def test_a_prepay_is_no_answer_now_and_goes_through_next_time(self, order, wxpay_v3):
+    def test_a_prepay_is_sent_again_identically_and_answered(self, order, wxpay_v3):
+        """A shop migrating to the public key shows no shopper a 502 because it had not
+        fetched the certificate yet: re-entering prepay with the same parameters is
+        WeChat's remedy (§4.3)."""
         wxpay_v3.sign_with_platform = True
 
-        with pytest.raises(PayUnavailable):
-            gateway_for(order).prepay(order=order)
-
         assert gateway_for(order).prepay(order=order) == prepay_id_for(order.out_trade_no)
+        first, again = wxpay_v3.calls(JSAPI)
+        assert first["body"] == again["body"]
+        assert len(wxpay_v3.calls(CERTIFICATES)) == 1
 
     def test_a_serial_no_download_brings_is_refused(self, order, wxpay_v3):
         wxpay_v3.trade_add(order.out_trade_no, total=4500, openid=order.openid)
