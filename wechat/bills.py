@@ -27,7 +27,6 @@ SUMMARY_MARK = "总交易单数"
 MAX_LINE_BYTES = 8 * 1024
 
 _AMOUNT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
-_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 _TIME_SHAPE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
 # Payment and refund rows repeat zeros in the columns that do not apply to them (§14.5).
 _FILLER_IDS = ("", "0")
@@ -282,7 +281,9 @@ def _time(value: str) -> datetime | None:
         return None
     if not _TIME_SHAPE.fullmatch(value):
         raise ValueError(f"time {value[:40]!r} is not yyyy-MM-dd HH:mm:ss")
-    return datetime.strptime(value, _TIME_FORMAT).replace(tzinfo=BEIJING)
+    # The shape is checked above, so fromisoformat reads exactly these values (a third of
+    # strptime's cost: the parser's largest share at 10^6 lines, docs/PERFORMANCE.md).
+    return datetime.fromisoformat(value).replace(tzinfo=BEIJING)
 
 
 def _fen(value: str, *, exact: bool = True) -> int:

@@ -11,7 +11,7 @@ from core.times import shop_timezone
 from orders.models import Order
 from payments.models import Refund, Statement, StatementLine
 from payments.statements import StatementOutcome, statement_import
-from payments.tasks import import_yesterday_statement
+from payments.tasks import BILL_RETRIES, import_yesterday_statement
 from tests.factories import (
     NO_BILL,
     bill_payment,
@@ -20,10 +20,19 @@ from tests.factories import (
     make_shopper,
     trade_bill,
 )
-from wechat.pay_v2 import WxPayError
+from wechat.pay_v2 import BillNotReady, BillPermissionDenied, WxPayError
 
 DAY = date(2026, 11, 27)
 Mismatch = StatementLine.Mismatch
+
+
+def bill_failure(message: str, code: str = "") -> bytes:
+    """downloadbill's failure XML (docs/protocol/wechat-pay-v2.md §14.8)."""
+    error_code = f"<error_code>{code}</error_code>" if code else ""
+    return (
+        f"<xml><return_code><![CDATA[FAIL]]></return_code>"
+        f"<return_msg><![CDATA[{message}]]></return_msg>{error_code}</xml>"
+    ).encode()
 
 
 def paid_on(products, n: int, fee: int = 4500, at: datetime | None = None, **fields) -> Order:
@@ -132,6 +141,69 @@ def test_refund_mismatches_and_a_refund_unknown_here(db, products, wxbill):
         "RPLATFORM": Mismatch.REFUND_UNKNOWN,
     }
     assert statement.lines.get(out_refund_no="RPLATFORM").order_id == order.pk
+
+
+def test_the_first_rule_that_applies_decides_each_line(db, products, wxbill):
+    """Every kind in one bill, and lines that break two rules at once: the earlier rule
+    wins, on SQLite (one UPDATE per kind) and PostgreSQL (one INSERT … SELECT) alike."""
+    good = paid_on(products, 30)
+    two_faults = paid_on(products, 31)  # WeChat: another transaction and another amount
+    other_amount = paid_on(products, 32)
+    unpaid = make_order(make_shopper(), products, n=33)
+    matching = refund_of(good, 1000)
+    failed = Refund.objects.create(
+        order=good, out_refund_no="RFAILED", refund_fee=500, status=Refund.Status.FAILED
+    )
+    closed = Refund.objects.create(
+        order=good, out_refund_no="RCLOSED", refund_fee=300, status=Refund.Status.CLOSED
+    )
+    revoked, fen, _ = bill_payment("NOSUCHORDER2", "4200000444", 100)
+
+    def refund_row(number, fee, status="SUCCESS"):
+        return bill_refund(good.out_trade_no, good.transaction_id, number, fee, status=status)
+
+    wxbill.body = trade_bill(
+        pay_row(good),  # 1
+        bill_payment(two_faults.out_trade_no, "4200000555", 100),  # 2
+        bill_payment(unpaid.out_trade_no, "4200000666", 1),  # 3
+        bill_payment("NOSUCHORDER", "4200000777", 100),  # 4
+        "`broken",  # 5
+        refund_row(matching.out_refund_no, 1000),  # 6
+        refund_row(failed.out_refund_no, 400),  # 7: amount and state differ
+        refund_row(closed.out_refund_no, 300),  # 8
+        refund_row(closed.out_refund_no, 300, status="PROCESSING"),  # 9
+        refund_row("RNOSUCH", 100),  # 10
+        pay_row(other_amount, fen=4400),  # 11
+        (revoked.replace("`SUCCESS,", "`REVOKED,"), fen, 0),  # 12: neither kind of row
+    )
+
+    statement = statement_import(bill_date=DAY).statement
+
+    found = {
+        line.line_no: (line.mismatch, line.mismatch_detail, line.order_id, line.refund_id)
+        for line in statement.lines.all()
+    }
+    unreadable = found.pop(5)
+    assert unreadable[0] == Mismatch.UNREADABLE and unreadable[2:] == (None, None)
+    assert found == {
+        1: ("", "", good.pk, None),
+        2: (Mismatch.NOT_PAID_HERE, "the order is paid here with another WeChat transaction",
+            two_faults.pk, None),
+        3: (Mismatch.NOT_PAID_HERE, "WeChat took the money; no payment is recorded here "
+            "(a lost notify reconcile did not catch)", unpaid.pk, None),
+        4: (Mismatch.UNKNOWN_ORDER, "no order with this number here", None, None),
+        6: ("", "", good.pk, matching.pk),
+        7: (Mismatch.REFUND_AMOUNT, "WeChat 400 fen, recorded here 500 fen", good.pk, failed.pk),
+        8: (Mismatch.REFUND_STATE,
+            "WeChat's bill says refunded; here the refund failed or was closed",
+            good.pk, closed.pk),
+        9: ("", "", good.pk, closed.pk),
+        10: (Mismatch.REFUND_UNKNOWN,
+             "no refund with this number here (made in the merchant platform?)", good.pk, None),
+        11: (Mismatch.AMOUNT, "WeChat 4400 fen, recorded here 4500 fen", other_amount.pk, None),
+        12: ("", "", None, None),
+    }
+    assert statement.mismatch_count == 8 and statement.status == Statement.Status.MISMATCHED
 
 
 def test_paid_here_but_not_at_wechat_gets_a_line_of_its_own(db, products, wxbill):
@@ -284,3 +356,27 @@ def test_the_daily_task_imports_yesterday_and_is_idempotent(db, wxbill, settings
     entry = settings.CELERY_BEAT_SCHEDULE["payments-import-statement"]
     assert entry["task"] == import_yesterday_statement.name
     assert (entry["schedule"].hour, entry["schedule"].minute) == ({10}, {30})
+
+
+def test_a_bill_still_being_made_is_asked_for_again_later_never_recorded(db, wxbill, caplog):
+    wxbill.body = bill_failure("Bill Creating")
+    # The first run at 10:30 on the 28th; the retries after midnight still ask for the 27th.
+    times = iter([datetime(2026, 11, 28, 10, 30, tzinfo=shop_timezone())])
+    after_midnight = datetime(2026, 11, 29, 0, 30, tzinfo=shop_timezone())
+    with mock.patch("django.utils.timezone.now", side_effect=lambda: next(times, after_midnight)):
+        # Eagerly, retries run at once instead of half an hour apart.
+        result = import_yesterday_statement.apply()
+
+    assert [r["bill_date"] for r in wxbill.requests] == ["20261127"] * (BILL_RETRIES + 1)
+    assert isinstance(result.result, BillNotReady)  # given up after the last retry
+    assert not Statement.objects.exists()  # neither empty nor anything else
+    assert f"asking again in 1800 s (retry 1 of {BILL_RETRIES})" in caplog.text
+
+
+def test_a_refusal_that_retrying_cannot_change_fails_the_run_at_once(db, wxbill):
+    wxbill.body = bill_failure("当前商户号账单API权限已经关闭", "20007")
+
+    result = import_yesterday_statement.apply()
+
+    assert isinstance(result.result, BillPermissionDenied)
+    assert len(wxbill.requests) == 1 and not Statement.objects.exists()
