@@ -9,9 +9,14 @@ set-based UPDATEs elsewhere, payments/statement_lines.py — never a query per l
 Python loop over orders), so an import costs the same number of queries for 10 lines or
 a million, batches aside.
 
-Importing the same file again changes nothing (same day, API and hash); a corrected file is
-a new statement and the previous one points at it; a day WeChat has no bill for is an
-``empty`` statement, recorded once. The facts on the file are in
+The bill is asked through the API the day's orders used (``statement_api_version``): v2's
+``downloadbill``, or v3's ``tradebill`` and the download of its ``download_url``, whose SHA1
+WeChat states and the client checks (docs/protocol/wechat-pay-v3.md §9). The file is the
+same in both (the merchant's, whichever API each order used), so a day has one statement.
+
+Importing the same file again changes nothing (same day and hash, through either API); a
+corrected file is a new statement and the previous one points at it; a day WeChat has no
+bill for is an ``empty`` statement, recorded once. The facts on the file are in
 docs/protocol/wechat-pay-v2.md §14 (a bare §n below is a section of it).
 """
 
@@ -26,6 +31,7 @@ from itertools import islice
 from time import perf_counter
 from typing import BinaryIO
 
+from django.conf import settings
 from django.core.files import File
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Count, Exists, OuterRef, Q, Sum
@@ -35,13 +41,15 @@ from django.utils.translation import gettext_lazy as _
 
 from core.money import yuan
 from core.times import shop_timezone
-from orders.models import Order
+from orders.models import Order, PayVersion
 from payments.models import Statement, StatementLine
 from payments.services import payment_client
 from payments.statement_copy import lines_copy_and_match
 from payments.statement_lines import BATCH_SIZE, PAID, lines_insert_and_match
+from payments.v3client import v3_client
 from wechat.bills import BillSummary
 from wechat.pay_v2 import NoBill
+from wechat.pay_v3 import NoStatement
 
 logger = logging.getLogger(__name__)
 
@@ -84,23 +92,52 @@ class _HashingWriter:
 
 
 def statement_import(*, bill_date: date) -> StatementResult:
-    """Import one Beijing day's v2 trade bill and match it (docs/INVARIANTS.md §10).
+    """Import one Beijing day's trade bill and match it (docs/INVARIANTS.md §10), through
+    the API ``statement_api_version`` chooses.
 
-    Raises ``WxPayError`` (other than ``NoBill``) when WeChat refuses or is unavailable;
-    nothing is written then, and running it again later is safe.
+    Raises ``WxPayError`` (v2, other than ``NoBill``) or ``WxPayV3Error`` (v3, other than
+    ``NoStatement``: ``StatementCreating`` while the bill is made, ``BillIntegrityError``
+    when the file is not the one WeChat's SHA1 vouches for) when WeChat refuses or is
+    unavailable; nothing is written then, and running it again later is safe.
     """
-    # All orders are v2 today. The v3 path (wechat.pay_v3: trade_bill + download_bill,
-    # SHA1 checked, wechat_hash kept) plugs in here with ApiVersion.V3 once orders record
-    # their API version (docs/INVARIANTS.md §9).
-    version = Statement.ApiVersion.V2
+    version = statement_api_version(bill_date)
     with tempfile.TemporaryFile() as tmp:
         writer = _HashingWriter(tmp)
-        try:
-            # WeChat is called here, before any transaction: nothing is locked meanwhile.
-            payment_client().download_bill(bill_date=bill_date, destination=writer)
-        except NoBill:
-            return _record_empty(bill_date, version)
-        return _record_bill(bill_date, version, tmp, writer.sha256.hexdigest())
+        wechat_hash = ""
+        # WeChat is called here, before any transaction: nothing is locked meanwhile.
+        if version == Statement.ApiVersion.V3:
+            client = v3_client()
+            try:
+                bill = client.trade_bill(bill_date=bill_date, tar_type="GZIP")
+            except NoStatement:
+                return _record_empty(bill_date, version)
+            # Right away: the download_url expires within minutes. Compressed on the wire,
+            # written uncompressed; a SHA1 other than hash_value raises, and the temporary
+            # file with what was written goes with it (docs/protocol/wechat-pay-v3.md §9).
+            client.download_bill(bill, writer)
+            wechat_hash = bill.hash_value.strip().lower()
+        else:
+            try:
+                payment_client().download_bill(bill_date=bill_date, destination=writer)
+            except NoBill:
+                return _record_empty(bill_date, version)
+        return _record_bill(bill_date, version, tmp, writer.sha256.hexdigest(), wechat_hash)
+
+
+def statement_api_version(bill_date: date) -> str:
+    """The API to ask for ``bill_date``'s bill through: v3 when the shop is configured for
+    it, or when any order paid or refunded that Beijing day was placed with v3 (a shop
+    that went back to v2 still has v3's settings, docs/INVARIANTS.md §9); v2 otherwise.
+    The bill is the same either way, so one is enough (one query)."""
+    if settings.WECHAT_PAY_VERSION == PayVersion.V3:
+        return Statement.ApiVersion.V3
+    start, end = _beijing_day(bill_date)
+    v3_that_day = Order.objects.filter(pay_version=PayVersion.V3).filter(
+        Q(paid_at__gte=start, paid_at__lt=end)
+        | Q(refunds__created_at__gte=start, refunds__created_at__lt=end)
+        | Q(refunds__succeeded_at__gte=start, refunds__succeeded_at__lt=end)
+    )
+    return Statement.ApiVersion.V3 if v3_that_day.exists() else Statement.ApiVersion.V2
 
 
 def statement_import_file(*, bill_date: date, file: BinaryIO) -> StatementResult:
@@ -115,6 +152,14 @@ def statement_import_file(*, bill_date: date, file: BinaryIO) -> StatementResult
 
 
 def _record_empty(bill_date: date, version: str) -> StatementResult:
+    # Through either API: the day's empty statement, once (the other API's included).
+    existing = (
+        Statement.objects.filter(bill_date=bill_date, file_sha256="", status=Statement.Status.EMPTY)
+        .order_by("pk")
+        .first()
+    )
+    if existing is not None:
+        return StatementResult(existing, False, StatementOutcome.EMPTY)
     statement, created = Statement.objects.get_or_create(
         bill_date=bill_date,
         api_version=version,
@@ -124,13 +169,23 @@ def _record_empty(bill_date: date, version: str) -> StatementResult:
     return StatementResult(statement, created, StatementOutcome.EMPTY)
 
 
-def _record_bill(bill_date: date, version: str, tmp: BinaryIO, sha256: str) -> StatementResult:
-    same = {"bill_date": bill_date, "api_version": version}
-    existing = Statement.objects.filter(**same, file_sha256=sha256).first()
+def _record_bill(
+    bill_date: date, version: str, tmp: BinaryIO, sha256: str, wechat_hash: str = ""
+) -> StatementResult:
+    # A day has one bill, whichever API it came through (docs/protocol/wechat-pay-v3.md
+    # §9.3): the same file is the same statement, another one replaces it.
+    same = {"bill_date": bill_date}
+    existing = Statement.objects.filter(**same, file_sha256=sha256).order_by("pk").first()
     if existing is not None:
         return StatementResult(existing, False, StatementOutcome.UNCHANGED)
     tmp.seek(0)
-    statement = Statement(**same, file_sha256=sha256, status=Statement.Status.MATCHED)
+    statement = Statement(
+        **same,
+        api_version=version,
+        file_sha256=sha256,
+        wechat_hash=wechat_hash,
+        status=Statement.Status.MATCHED,
+    )
     laps: dict[str, float] = {}
     began = perf_counter()
     # Storage is no part of the transaction: a file whose row rolls back is an orphan,

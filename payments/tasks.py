@@ -16,12 +16,15 @@ from celery import shared_task
 from core.times import shop_today
 from payments.statements import statement_import
 from wechat.pay_v2 import BillError
+from wechat.pay_v3 import WxPayV3Error
 
 logger = logging.getLogger(__name__)
 
 # WeChat answers "Bill Creating" while it still makes the day's bill, and a passing "System
-# Error" or 下载失败 (docs/protocol/wechat-pay-v2.md §14.8): ask again every half hour, as
-# WeChat advises, up to 10 times (five hours after the 10:30 run).
+# Error" or 下载失败 (docs/protocol/wechat-pay-v2.md §14.8); v3 answers STATEMENT_CREATING,
+# a passing SYSTEM_ERROR or none at all, or serves a file whose SHA1 is not the one it stated
+# (docs/protocol/wechat-pay-v3.md §9, §10): ask again every half hour, as WeChat advises, up
+# to 10 times (five hours after the 10:30 run).
 BILL_RETRY_SECONDS = 30 * 60
 BILL_RETRIES = 10
 
@@ -30,13 +33,14 @@ BILL_RETRIES = 10
 def import_yesterday_statement(self, bill_date: str = "") -> str:
     """Import yesterday's (Beijing) trade bill, or ``bill_date`` (ISO) on a retry.
 
-    A bill WeChat is still making, or a passing failure of its bill service, is asked for
-    again later (the same day, never recorded as empty); any other failure raises and is
-    logged by the worker, and the next run or the command tries again."""
+    A bill WeChat is still making, or a passing failure of its bill service (v3: any
+    failure WeChat calls retryable, a damaged download included), is asked for again later
+    (the same day, never recorded as empty); any other failure raises and is logged by the
+    worker, and the next run or the command tries again."""
     day = date.fromisoformat(bill_date) if bill_date else shop_today() - timedelta(days=1)
     try:
         return statement_import(bill_date=day).outcome
-    except BillError as exc:
+    except (BillError, WxPayV3Error) as exc:
         if not exc.retryable or self.request.retries >= self.max_retries:
             raise
         logger.warning(

@@ -9,12 +9,14 @@ published example key pair and vectors (§2.4, §5.2, §13.3, §13.4).
 # A bare §n in this file is a section of docs/protocol/wechat-pay-v3.md.
 
 import base64
+import gzip
 import hashlib
 import json
 import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
+from urllib.parse import parse_qsl, urlsplit
 
 import responses
 from cryptography import x509
@@ -532,6 +534,8 @@ CLOSE = "close"
 REFUND = "refund"
 REFUND_QUERY = "refund_query"
 CERTIFICATES = "certificates"
+TRADEBILL = "tradebill"
+BILL_DOWNLOAD = "bill_download"
 
 PAID_TRADE_STATES = ("SUCCESS", "REFUND")
 
@@ -589,6 +593,11 @@ class FakeWxPayV3:
     errors: dict[str, tuple[int, str]] = field(default_factory=dict)
     error_queue: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     exception: Exception | None = None
+    # Trade bills by Beijing day, "yyyy-MM-dd" → the file (tests.factories.trade_bill); a day
+    # without one answers NO_STATEMENT_EXIST (§9.1). ``bill_hash`` states another SHA1 than
+    # the file's: a download damaged on the way (§9.2).
+    bills: dict[str, bytes] = field(default_factory=dict)
+    bill_hash: str | None = None
 
     def install(self) -> "FakeWxPayV3":
         base = re.escape(self.base.rstrip("/"))
@@ -612,6 +621,20 @@ class FakeWxPayV3:
                 re.compile(base + r"/v3/refund/domestic/refunds/[^/?]+$"),
                 REFUND_QUERY,
                 self._refund_query,
+            ),
+        ]
+        routes += [
+            (
+                responses.GET,
+                re.compile(base + r"/v3/bill/tradebill\?.*$"),
+                TRADEBILL,
+                self._tradebill,
+            ),
+            (
+                responses.GET,
+                re.compile(base + r"/v3/billdownload/file\?.*$"),
+                BILL_DOWNLOAD,
+                self._bill_download,
             ),
         ]
         if self.platform is not None:  # certificate mode (§3.4): WeChat serves them
@@ -701,6 +724,8 @@ class FakeWxPayV3:
             status, payload = handle(request, body)
             if status >= 400:
                 return error_answer(status, payload, "test")
+            if operation == BILL_DOWNLOAD:  # the file itself, unsigned (§9.2)
+                return status, {"Content-Type": "application/octet-stream"}, payload
             return self._signed(payload, status)
 
         return answer
@@ -818,6 +843,28 @@ class FakeWxPayV3:
             "encrypt_certificate": resource,
         }
         return 200, {"data": [entry]}
+
+    def _tradebill(self, request, body):
+        query = dict(parse_qsl(urlsplit(request.url).query))
+        assert set(query) <= {"bill_date", "bill_type", "tar_type"}, query
+        assert query.get("tar_type", "GZIP") == "GZIP"
+        day = query["bill_date"]
+        assert re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", day), "bill_date is yyyy-MM-dd"
+        file = self.bills.get(day)
+        if file is None:
+            return 400, "NO_STATEMENT_EXIST"
+        tar = "&tar_type=GZIP" if query.get("tar_type") else ""
+        return 200, {
+            "hash_type": "SHA1",
+            # Of the uncompressed file, whatever tar_type says (§9.1).
+            "hash_value": self.bill_hash or hashlib.sha1(file).hexdigest(),
+            "download_url": f"{self.base}/v3/billdownload/file?token={day}{tar}",
+        }
+
+    def _bill_download(self, request, body):
+        query = dict(parse_qsl(urlsplit(request.url).query))
+        file = self.bills[query["token"]]
+        return 200, gzip.compress(file) if query.get("tar_type") else file
 
 
 def _public(refund: dict) -> dict:

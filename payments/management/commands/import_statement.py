@@ -3,9 +3,11 @@ Beijing day (default yesterday) and match it against our orders and refunds
 (docs/INVARIANTS.md §10; payments/statements.py).
 
 Safe to run again, from cron or by hand: the same file changes nothing, a day without a bill
-is recorded once as empty. Progress goes to stderr, the summary to stdout. Exits non-zero
-when the import failed (WeChat unavailable or refusing, a truncated file): nothing was
-written then, and running it again later is the remedy.
+is recorded once as empty. The bill comes through v2 or v3, as the day's orders were placed
+(``payments.statements.statement_api_version``). Progress goes to stderr, the summary to
+stdout. Exits non-zero when the import failed (WeChat unavailable or refusing, a truncated
+file, a v3 file whose SHA1 is not the one WeChat stated): nothing was written then, and
+running it again later is the remedy.
 """
 
 from datetime import date, timedelta
@@ -19,6 +21,7 @@ from payments.models import StatementLine
 from payments.statements import statement_import, statement_mismatches
 from wechat.bills import BillFormatError
 from wechat.pay_v2 import WxPayError
+from wechat.pay_v3 import WxPayV3Error
 
 
 def _day(value: str) -> date:
@@ -47,7 +50,7 @@ class Command(BaseCommand):
             self.stderr.write(f"import_statement: downloading the bill of {bill_date}…")
         try:
             result = statement_import(bill_date=bill_date)
-        except (WxPayError, WeChatNotConfigured, BillFormatError) as exc:
+        except (WxPayError, WxPayV3Error, WeChatNotConfigured, BillFormatError) as exc:
             raise CommandError(f"import of {bill_date} failed: {exc}") from None
         statement = result.statement
         self.stdout.write(
