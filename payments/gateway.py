@@ -306,7 +306,12 @@ class V2Gateway:
                 body=order.body,
                 openid=order.openid,  # always the owner's: WeChat refuses any other payer
                 # The URL of the first call: a re-entry with another one is OUT_TRADE_NO_USED.
-                notify_url=order.notify_url or pay_notify_url(PayVersion.V2),
+                notify_url=(
+                    order.notify_url
+                    # pragma: no mutate start (pay_notify_url(None) is v2's too: equivalent)
+                    or pay_notify_url(PayVersion.V2)
+                    # pragma: no mutate end
+                ),
                 spbill_create_ip=order.spbill_create_ip,
                 time_start=order.created_at,
                 time_expire=order.expires_at,
@@ -349,7 +354,8 @@ class V2Gateway:
                 total_fee=order.charged_fee,  # WeChat refuses any other than what was paid
                 refund_fee=refund_fee,
                 refund_desc=reason or None,
-                notify_url=pay_refund_notify_url(PayVersion.V2),
+                # pay_refund_notify_url(None) is v2's too: equivalent.
+                notify_url=pay_refund_notify_url(PayVersion.V2),  # pragma: no mutate
             ).refund_id
 
     def refund_query(self, *, out_refund_no: str) -> RefundReport:
@@ -415,7 +421,7 @@ def _v3_call(call: Callable[[pay_v3.WxPayV3Client], T]) -> T:
             try:
                 known = v3_keys_refresh(client, exc.serial)
             except pay_v3.WxPayV3Error:
-                known = False  # the download failed: the answer stays untrusted
+                raise exc from None  # the download failed: the answer stays untrusted
             if not known:
                 raise exc from None
             return call(client)
@@ -536,7 +542,8 @@ def v3_description(body: str) -> str:
     if len(text.encode("utf-8", "surrogatepass")) <= V3_DESCRIPTION_MAX_BYTES:
         return text
     room = V3_DESCRIPTION_MAX_BYTES - len(BODY_ELLIPSIS.encode())
-    return text.encode("utf-8", "surrogatepass")[:room].decode("utf-8", "ignore") + BODY_ELLIPSIS
+    # UTF-8 is what encode() and decode() use unless told otherwise: no codec name to mutate.
+    return text.encode(errors="surrogatepass")[:room].decode(errors="ignore") + BODY_ELLIPSIS
 
 
 # Characters XML 1.0 cannot carry at all (as wechat.pay_v2.xml refuses them, v2 §1).
