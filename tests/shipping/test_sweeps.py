@@ -70,6 +70,8 @@ class TestUploadSweep:
     def test_the_sweeps_are_scheduled_and_registered(self, settings):
         from shopsite.celery import app
 
+        # What a worker does at start: import every app's tasks module (autodiscovery).
+        app.loader.import_default_modules()
         tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
         sweeps = {"shipping.tasks.uploads_due_enqueue", "shipping.tasks.unshipped_orders_flag"}
         assert sweeps <= tasks
