@@ -46,7 +46,9 @@ class LoginUnavailable(LoginRefused):
 
 @lru_cache(maxsize=4)
 def _login_client(config: WxLoginConfig) -> WxLoginClient:
-    # One client (one connection pool) per configuration, for the life of the process.
+    # One client per configuration, for the life of the process, shared by its threads
+    # (gunicorn gthread): the client calls through one session (one kept-alive connection)
+    # per thread, never one shared session (wechat/miniprogram/transport.py).
     return WxLoginClient(config)
 
 

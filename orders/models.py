@@ -45,6 +45,9 @@ class Product(models.Model):
         ordering = ["pk"]
         verbose_name = _("product")
         verbose_name_plural = _("products")
+        # The catalogue's pages and count (GET /products) read only this: no table scan
+        # whatever the number of products, and staff's stock changes leave it alone.
+        indexes = [models.Index(fields=["id"], condition=Q(active=True), name="product_on_sale")]
         constraints = [
             models.CheckConstraint(condition=Q(price__gt=0), name="product_price_positive"),
             models.CheckConstraint(
@@ -103,7 +106,7 @@ class Order(models.Model):
         on_delete=models.PROTECT,
         related_name="orders",
         verbose_name=_("shopper"),
-        db_index=False,  # order_user_created (user, -created_at) serves every lookup
+        db_index=False,  # order_user_created_id (user, -created_at, -id) serves every lookup
     )
     # Fixed at creation: WeChat refuses payment by anyone but this openid (docs/INVARIANTS.md §1).
     openid = models.CharField(
@@ -242,7 +245,9 @@ class Order(models.Model):
         verbose_name = _("order")
         verbose_name_plural = _("orders")
         indexes = [
-            models.Index(fields=["user", "-created_at"], name="order_user_created"),
+            # A shopper's list in its exact order (GET /orders): a page is found in the
+            # index alone, however deep (orders.views.IdsFirstPaginator), and counted there.
+            models.Index(fields=["user", "-created_at", "-id"], name="order_user_created_id"),
             models.Index(fields=["status", "created_at"], name="order_status_created"),
             # Only flagged orders are in it: paying an order never writes to it.
             models.Index(

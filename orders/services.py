@@ -1,5 +1,6 @@
 """Every write to products and orders: creation, payment and flagging (STYLE: services)."""
 
+import functools
 import logging
 import secrets
 import unicodedata
@@ -175,7 +176,7 @@ def order_create(
     request = _Placed(lines=merged, address=address.as_json() if address else None, remark=remark)
     for attempt in range(3):
         try:
-            return _order_create_once(
+            placed = _order_create_once(
                 user=user,
                 request=request,
                 client_ip=client_ip,
@@ -199,6 +200,18 @@ def order_create(
             if attempt == 2:
                 raise
             logger.warning("order number clash, retrying")
+        else:
+            if placed.created:
+                # Once committed. openid ties the order to the login's log line; out_trade_no
+                # to the notify's. Never the address or the remark: personal data
+                # (docs/INVARIANTS.md §8).
+                logger.info(
+                    "order created out_trade_no=%s openid=%s total_fee=%s",
+                    placed.order.out_trade_no,
+                    placed.order.openid,
+                    placed.order.total_fee,
+                )
+            return placed
     raise AssertionError("unreachable")
 
 
@@ -238,10 +251,11 @@ def _order_create_once(
         earlier = _order_for_key(user=user, key=idempotency_key, request=request)
         if earlier is not None:
             return OrderRequest(earlier, created=False)
-    # Lock in primary-key order everywhere, so two orders sharing products cannot deadlock;
-    # the lock makes the prices read here the ones charged and the stock checks exact.
-    products = Product.objects.select_for_update().filter(pk__in=lines.keys()).order_by("pk")
-    by_id = {product.pk: product for product in products}
+    # A plain read: no product row is locked for the prices, so orders of a popular product
+    # with unlimited stock never queue behind each other. What is charged is what this read
+    # saw, and it is snapshotted on the items; a price saved in admin while the order is
+    # being placed applies to the next one, as if it had been saved a moment later.
+    by_id = {product.pk: product for product in Product.objects.filter(pk__in=lines.keys())}
     for product_id in lines:
         product = by_id.get(product_id)
         if product is None or not product.active:
@@ -254,8 +268,7 @@ def _order_create_once(
     if expected_total_fee is not None and expected_total_fee != total_fee:
         raise TotalFeeMismatch(expected_total_fee, total_fee)
     _unpaid_limits_check(user=user, lines=lines)
-    for pid, quantity in lines.items():
-        _stock_take(product=by_id[pid], quantity=quantity)
+    _stock_refuse_short(products=by_id, lines=lines)
 
     now = timezone.now().replace(microsecond=0)
     order = Order.objects.create(
@@ -285,14 +298,9 @@ def _order_create_once(
         )
         for pid, quantity in lines.items()
     )
-    # openid ties the order to the login's log line; out_trade_no to the notify's. Never
-    # the address or the remark: personal data (docs/INVARIANTS.md §8).
-    logger.info(
-        "order created out_trade_no=%s openid=%s total_fee=%s",
-        order.out_trade_no,
-        order.openid,
-        total_fee,
-    )
+    # Last, so that the only product rows this order locks are held for one statement and
+    # the commit (every buyer of a flash sale queues on them).
+    _stock_reserve(order=order, products=by_id, lines=lines)
     return OrderRequest(order, created=True)
 
 
@@ -336,15 +344,43 @@ def _unpaid_limits_check(*, user: User, lines: "OrderedDict[int, int]") -> None:
         )
 
 
-def _stock_take(*, product: Product, quantity: int) -> None:
-    if product.stock is None:
-        return
-    # Conditional UPDATE: correct even where select_for_update is a no-op (SQLite).
-    taken = Product.objects.filter(pk=product.pk, stock__gte=quantity).update(
-        stock=F("stock") - quantity
-    )
-    if not taken:
-        raise OutOfStock(product, quantity)
+def _stock_refuse_short(*, products: dict[int, Product], lines: "OrderedDict[int, int]") -> None:
+    """Refuse a product the read already shows short, before anything is written: once a
+    flash sale is sold out, its refusals write nothing and wait for nobody."""
+    for pid in sorted(lines):
+        if products[pid].stock is not None and products[pid].stock < lines[pid]:
+            raise OutOfStock(products[pid], lines[pid])
+
+
+def _stock_reserve(
+    *, order: Order, products: dict[int, Product], lines: "OrderedDict[int, int]"
+) -> None:
+    """Take the units of every product with limited stock, as the order's items say.
+
+    One conditional UPDATE per such product (``stock >= quantity``), the check and the
+    take in one statement, so stock never goes below 0 however many orders race, and is
+    exact where ``select_for_update`` would be a no-op (SQLite). The UPDATE's row lock is
+    the only one an order takes on a product, held until the order commits: taken in
+    primary-key order, as ``_stock_return`` takes them, so two orders (or an order and a
+    close) sharing products cannot deadlock. Products with unlimited stock are not
+    touched at all.
+    """
+    for pid in sorted(lines):
+        product, quantity = products[pid], lines[pid]
+        if product.stock is None:
+            continue
+        if Product.objects.filter(pk=pid, stock__gte=quantity).update(stock=F("stock") - quantity):
+            continue
+        # Refused: say what is left now, not what the read saw. Staff may also have made
+        # the stock unlimited meanwhile (then nothing is taken, and nothing may be given
+        # back: ``stock_reserved`` False), or deleted a product nobody had ordered yet.
+        now = Product.objects.filter(pk=pid).values_list("stock").first()
+        if now is None:
+            raise ProductUnavailable(f"Product {pid} does not exist or is not on sale.")
+        product.stock = now[0]
+        if product.stock is not None:
+            raise OutOfStock(product, quantity)
+        OrderItem.objects.filter(order=order, product_id=pid).update(stock_reserved=False)
 
 
 def out_trade_no_new(now: datetime) -> str:
@@ -415,8 +451,122 @@ def order_mark_paid(*, order: Order, transaction_id: str, paid_at: datetime, pai
             paid_at,
             paid_fee,
         )
-        logger.info("order paid out_trade_no=%s", order.out_trade_no)
+        order_paid_logged(order.out_trade_no)
     return bool(updated)
+
+
+@dataclass(frozen=True)
+class PaidIfFits:
+    """What ``order_mark_paid_if_fits`` found: the order, and whether this very payment was
+    already recorded on it (a copy of a notify already applied: nothing changed)."""
+
+    order_id: int
+    already: bool
+
+
+@dataclass(frozen=True)
+class PayIfFits:
+    """The two statements that pay an order a payment fits exactly, with their parameters
+    (``order_pay_if_fits``): ``paying`` updates the order and returns its pk, ``already``
+    selects the pk of an order that already has this payment. ``order_mark_paid_if_fits``
+    runs them; a caller may instead run them inside a statement of its own (payments.notify,
+    on PostgreSQL, writes the ledger row in the same statement) and then calls
+    ``order_paid_logged`` for an order it paid."""
+
+    out_trade_no: str
+    paying: str
+    paying_params: list
+    already: str
+    already_params: list
+
+
+def order_pay_if_fits(
+    *,
+    out_trade_no: str,
+    transaction_id: str,
+    paid_at: datetime,
+    paid_fee: int,
+    openid: str,
+    sign_type: str | None = None,
+) -> PayIfFits | None:
+    """unpaid → paid in one statement, when the payment fits the order exactly: the order is
+    unpaid with no transaction, its total is ``paid_fee``, its payer ``openid`` and, when
+    given, it was placed with ``sign_type``; else a read of whether the order already has
+    this very payment (``transaction_id``, and ``sign_type`` when given). When neither
+    holds nothing changes, and the caller locks the order and lets
+    ``payments.services.payment_apply`` decide what the payment means.
+
+    What ``order_mark_paid`` does after ``payment_apply`` has locked and read the order and
+    found that it fits, in one conditional ``UPDATE … RETURNING``: one round trip less for a
+    first delivery, and for a copy one plain read of one column instead of a locking read
+    of the whole row. Exactly once the same way: only an unpaid row without a transaction
+    is updated (a concurrent copy waits for that row, then finds it paid), and the unique
+    transaction_id is the anchor; a transaction_id, once set, never changes, so a copy needs
+    no lock to be recognised.
+
+    None where the database cannot return the pk from an UPDATE (SQLite before 3.35; Django's
+    flag for RETURNING after INSERT says the same): every payment then takes the locking way.
+    """
+    connection = transaction.get_connection()
+    if not connection.features.can_return_columns_from_insert:
+        return None
+    order = [out_trade_no] + ([sign_type] if sign_type is not None else [])
+    paid_at_value = Order._meta.get_field("paid_at").get_db_prep_value(paid_at, connection)
+    paying, already = _pay_if_fits_sql(sign_type is not None)
+    return PayIfFits(
+        out_trade_no=out_trade_no,
+        paying=paying,
+        paying_params=[
+            *(Order.Status.PAID, transaction_id, paid_at_value, paid_fee),
+            *order,
+            *(paid_fee, openid),
+        ],
+        already=already,
+        already_params=[*order, transaction_id],
+    )
+
+
+def order_mark_paid_if_fits(pay: PayIfFits) -> PaidIfFits | None:
+    """Run ``order_pay_if_fits``'s statements: the order paid, or found already paid with
+    the payment, or None (nothing changed). Call inside the transaction that records the
+    payment."""
+    with transaction.get_connection().cursor() as cursor:
+        cursor.execute(pay.paying, pay.paying_params)
+        row = cursor.fetchone()
+        if row is not None:
+            order_paid_logged(pay.out_trade_no)
+            return PaidIfFits(order_id=row[0], already=False)
+        cursor.execute(pay.already, pay.already_params)
+        row = cursor.fetchone()
+    return None if row is None else PaidIfFits(order_id=row[0], already=True)
+
+
+def order_paid_logged(out_trade_no: str) -> None:
+    """The log line of an order paid (unpaid → paid), once the caller has paid it."""
+    logger.info("order paid out_trade_no=%s", out_trade_no)
+
+
+@functools.cache
+def _pay_if_fits_sql(with_sign_type: bool) -> tuple[str, str]:
+    """The UPDATE that pays an order that fits, and the read that finds it already paid
+    with the payment. Names from the model, quoted as PostgreSQL and SQLite both quote
+    them; every value is a parameter."""
+    names = {f.name: f'"{f.column}"' for f in Order._meta.concrete_fields}
+    names["table"] = f'"{Order._meta.db_table}"'
+    order = "{out_trade_no} = %s" + (" AND {sign_type} = %s" if with_sign_type else "")
+    paying = (
+        "UPDATE {table} SET {status} = %s, {transaction_id} = %s, {paid_at} = %s, "  # noqa: S608 (names from the model, values as parameters)
+        "{paid_fee} = %s WHERE " + order + " AND {status} = 'unpaid' AND {transaction_id} IS "
+        "NULL AND {total_fee} = %s AND {openid} = %s RETURNING {id}"
+    )
+    # Paid, refunded, or closed with this transaction (Order.has_payment): any status but
+    # unpaid, since the transaction_id matches.
+    already = (
+        "SELECT {id} FROM {table} WHERE "  # noqa: S608 (names from the model, values as parameters)
+        + order
+        + " AND {transaction_id} = %s AND {status} <> 'unpaid'"
+    )
+    return paying.format(**names), already.format(**names)
 
 
 def order_mark_refunded(*, order: Order) -> bool:

@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.paginator import Paginator
 from django.utils.cache import patch_cache_control
 from drf_spectacular.utils import (
     OpenApiResponse,
@@ -8,6 +9,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import generics, serializers
 from rest_framework.exceptions import NotFound
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -72,6 +74,30 @@ class OrderOutputSerializer(serializers.ModelSerializer):
         ]
 
 
+class IdsFirstPaginator(Paginator):
+    """Django's paginator, except that a page finds its rows' ids first and then reads
+    those rows by id, in one query (``WHERE id IN (SELECT id … LIMIT … OFFSET …)``).
+
+    An OFFSET walks past every earlier row of the list. Walking the index
+    ``order_user_created_id`` for ids only, PostgreSQL reads index entries (an Index Only
+    Scan) instead of one table row per order skipped: page 5,000 of a shopper with 10^5
+    orders takes ~25 ms instead of ~700 ms (docs/PERFORMANCE.md, "Reads at scale"). Same
+    pages, same count, same number of queries as the plain paginator."""
+
+    def page(self, number):
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        top = bottom + self.per_page
+        if top + self.orphans >= self.count:
+            top = self.count
+        ids = self.object_list.prefetch_related(None).values("pk")[bottom:top]
+        return self._get_page(self.object_list.filter(pk__in=ids), number, self)
+
+
+class OrderPagination(PageNumberPagination):
+    django_paginator_class = IdsFirstPaginator
+
+
 @extend_schema_view(
     get=extend_schema(
         responses={200: OrderOutputSerializer(many=True), **error_responses(401, 404)}
@@ -81,6 +107,7 @@ class OrderListApi(generics.ListAPIView):
     """``GET /orders``: the caller's orders, newest first, 20 a page."""
 
     serializer_class = OrderOutputSerializer
+    pagination_class = OrderPagination
 
     def get_queryset(self):
         return order_list_for_user(user=self.request.user)

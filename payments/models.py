@@ -413,3 +413,38 @@ class StatementLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.statement} #{self.line_no}"
+
+
+class LedgerArchive(models.Model):
+    """One file of notify ledger rows that ``archive_notifications`` moved out of the
+    database (payments/archive.py, docs/OPERATIONS.md "The notify ledger").
+
+    The file is gzip'd JSON lines, one ledger row a line in Django's serialization format
+    (``manage.py loaddata`` reads it back), in the default storage. Its SHA-256 is recorded
+    here, and the file was read back and compared with the rows before they were deleted:
+    the rows are gone only once this record and a verified file exist.
+    """
+
+    file = models.FileField(_("archive file"), upload_to="ledger/", max_length=200)
+    sha256 = models.CharField(_("file SHA-256"), max_length=64)
+    rows = models.PositiveIntegerField(_("rows"))
+    first_id = models.BigIntegerField(_("first notification id"))
+    last_id = models.BigIntegerField(_("last notification id"))
+    first_received_at = models.DateTimeField(_("oldest received"))
+    last_received_at = models.DateTimeField(_("newest received"))
+    cut_off = models.DateTimeField(
+        _("cut-off"), help_text=_("Only settled rows received before this were archived.")
+    )
+    created_at = models.DateTimeField(_("archived at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("notify ledger archive")
+        verbose_name_plural = _("notify ledger archives")
+        constraints = [
+            # The same rows give the same file: a batch is never recorded twice.
+            models.UniqueConstraint(fields=["sha256"], name="ledger_archive_sha256_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.file.name

@@ -61,7 +61,10 @@ def require_miniprogram_configured() -> None:
 
 @lru_cache(maxsize=4)
 def _client_for(config: MiniProgramConfig) -> MiniProgramClient:
-    # One client (one connection pool) per configuration, for the life of the process.
+    # One client per configuration, for the life of the process, shared by its threads
+    # (gunicorn gthread, a threaded task worker): the client calls through one session (one
+    # kept-alive connection) per thread, never one shared session
+    # (wechat/miniprogram/transport.py).
     return MiniProgramClient(config)
 
 

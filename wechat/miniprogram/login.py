@@ -1,10 +1,10 @@
 """Client for WeChat's ``code2Session`` (docs/protocol/wechat-pay-v2.md §9). No Django imports.
 
-One ``requests.Session`` per client keeps the TLS connection to WeChat alive between
-logins; every call has a timeout (the exchange itself is ``transport.request_json``, shared
-with the server API client). WeChat's error codes become three kinds of error
-that the view maps to HTTP statuses: the shopper's code is bad (400), WeChat is
-rate-limiting (429), or WeChat/our configuration failed (502).
+One ``requests.Session`` per client and thread (``transport.SessionPerThread``) keeps the
+TLS connection to WeChat alive between logins; every call has a timeout (the exchange
+itself is ``transport.request_json``, shared with the server API client). WeChat's error
+codes become three kinds of error that the view maps to HTTP statuses: the shopper's code
+is bad (400), WeChat is rate-limiting (429), or WeChat/our configuration failed (502).
 """
 
 import logging
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import requests
 
-from .transport import TransportError, request_json
+from .transport import SessionPerThread, TransportError, request_json
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +60,17 @@ class WxSession:
 
 
 class WxLoginClient:
+    """Build one per process and reuse it, from any number of threads: each thread calls
+    through a session of its own (``transport.SessionPerThread``)."""
+
     def __init__(self, config: WxLoginConfig, session: requests.Session | None = None):
         self.config = config
-        self.session = session or requests.Session()
+        self._sessions = SessionPerThread(session)
+
+    @property
+    def session(self) -> requests.Session:
+        """The calling thread's session (``session`` given to the client: that one)."""
+        return self._sessions.get()
 
     def code2session(self, code: str) -> WxSession:
         try:

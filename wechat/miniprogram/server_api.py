@@ -4,7 +4,7 @@ subscribe messages. No Django imports.
 A bare §n in this module is a section of docs/protocol/miniprogram-server-api.md.
 
 Every call is a POST of JSON to ``api.weixin.qq.com`` with the token in the query string
-(introduction of the notes), through ``transport.request_json`` (one pooled session, a
+(introduction of the notes), through ``transport.request_json`` (a pooled session per thread, a
 timeout on every call). WeChat's ``errcode`` becomes one of the classes of ``errors``; the
 token itself is never logged and never put in an error: log lines carry the path, the errcode,
 WeChat's request id and the time taken.
@@ -33,7 +33,7 @@ from .shipping import (
     upload_order_key,
 )
 from .subscribe import keyword_kind, subscribe_value
-from .transport import TransportError, request_json
+from .transport import SessionPerThread, TransportError, request_json
 
 logger = logging.getLogger("wechat.miniprogram")
 
@@ -76,11 +76,18 @@ class AccessToken:
 
 
 class MiniProgramClient:
-    """Build one per process and reuse it: its ``requests.Session`` keeps connections alive."""
+    """Build one per process and reuse it, from any number of threads: each thread calls
+    through a ``requests.Session`` of its own that keeps its connection alive
+    (``transport.SessionPerThread``)."""
 
     def __init__(self, config: MiniProgramConfig, session: requests.Session | None = None):
         self.config = config
-        self.session = session or requests.Session()
+        self._sessions = SessionPerThread(session)
+
+    @property
+    def session(self) -> requests.Session:
+        """The calling thread's session (``session`` given to the client: that one)."""
+        return self._sessions.get()
 
     # --- §1 access_token ------------------------------------------------------------------
 

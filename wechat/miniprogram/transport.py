@@ -7,12 +7,16 @@ the caller reads ``errcode``. Anything that is not a JSON object in a 200 answer
 
 Nothing here logs a URL or a query string: code2Session carries the AppSecret there and every
 other call the access_token. Log lines name the call, what went wrong and how long it took.
+
+Each client keeps one ``requests.Session`` per thread (``SessionPerThread``), so one client
+per process is safe under a threaded app server (gunicorn ``gthread``, docs/DEPLOY.md §4).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -30,6 +34,34 @@ class TransportError(Exception):
     Its text completes a sentence about the service ("… is unreachable") and never holds the
     request URL: ``requests``' own exception text would (with the secret or token in it).
     """
+
+
+class SessionPerThread:
+    """One ``requests.Session`` per thread, made on the thread's first call and kept for
+    its life, so every thread reuses its own kept-alive connection to WeChat.
+
+    Why not one session for all threads: requests does not promise that a ``Session`` is
+    thread-safe (its cookie jar, its adapters and their pools are shared mutable state),
+    and urllib3 keeps at most 10 idle connections per host by default, throwing away the
+    ones beyond that after each use, so more busy threads than that would open a new
+    connection per call. One session per thread costs one connection per thread: a
+    server's connections to WeChat are then processes x threads.
+
+    A ``shared`` session (tests, or a caller with its own pool) is used by every thread
+    as it is: its thread safety is then the caller's choice.
+    """
+
+    def __init__(self, shared: requests.Session | None = None) -> None:
+        self._shared = shared
+        self._local = threading.local()
+
+    def get(self) -> requests.Session:
+        if self._shared is not None:
+            return self._shared
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
 
 
 def request_json(

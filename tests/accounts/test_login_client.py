@@ -1,0 +1,24 @@
+"""The code2Session client: one per process, shared by the threads of a threaded worker
+(gunicorn gthread), each thread calling through its own session."""
+
+import threading
+
+from accounts.services import login_client
+
+
+def in_a_thread(work):
+    result = []
+    thread = threading.Thread(target=lambda: result.append(work()))
+    thread.start()
+    thread.join()
+    return result[0]
+
+
+def test_threads_share_the_client_and_each_has_its_own_session():
+    client, session = login_client(), login_client().session
+
+    other_client, other_session = in_a_thread(lambda: (login_client(), login_client().session))
+
+    assert other_client is client
+    assert other_session is not session
+    assert login_client().session is session
