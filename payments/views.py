@@ -21,6 +21,7 @@ from orders.selectors import order_get_for_user
 from orders.services import DeliveryAddress, OrderLine, order_create
 from orders.views import OrderOutputSerializer
 from payments.lifecycle import OrderPaidWhileClosing, order_close
+from payments.middleware import skips_middleware
 from payments.models import PaymentNotification
 from payments.notify import (
     notification_receive,
@@ -248,13 +249,17 @@ class OrderCloseApi(APIView):
         return Response(OrderOutputSerializer(result.order).data)
 
 
+@skips_middleware
 @csrf_exempt
 @require_POST
 def wxnotify(request):
-    """``POST /payment/wxnotify``: WeChat's payment result. Not in a request transaction."""
+    """``POST /payment/wxnotify``: WeChat's payment result. Not in a request transaction, and
+    past the session, CSRF and auth middleware (payments.middleware), as are the other
+    notifies."""
     return _notify_reply(request, notification_receive)
 
 
+@skips_middleware
 @csrf_exempt
 @require_POST
 def refundnotify(request):
@@ -283,6 +288,7 @@ def _notify_reply(request, receive: Callable[..., PaymentNotification]) -> HttpR
 # -- API v3 (docs/protocol/wechat-pay-v3.md §7, §8.5) ------------------------------------------
 
 
+@skips_middleware
 @csrf_exempt
 @require_POST
 def wxnotify_v3(request):
@@ -291,6 +297,7 @@ def wxnotify_v3(request):
     return _notify_v3_reply(request, notification_receive_v3)
 
 
+@skips_middleware
 @csrf_exempt
 @require_POST
 def refundnotify_v3(request):

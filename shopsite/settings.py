@@ -79,6 +79,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # WeChat's notifies go straight to their views from here: they need nothing below, and
+    # get the same checks and headers (payments/middleware.py).
+    "payments.middleware.NotifyShortcutMiddleware",
     # Serves admin's CSS/JS from gunicorn itself (collected by `manage.py collectstatic`),
     # compressed and cacheable: no separate static server to set up.
     "whitenoise.middleware.WhiteNoiseMiddleware",
