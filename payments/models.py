@@ -11,9 +11,10 @@ from orders.models import PayVersion
 class PaymentNotification(models.Model):
     """Every notify exactly as WeChat (or anyone) posted it: payments and refunds.
 
-    The row is written before the body is even parsed, outside the transaction that
-    processes it, so that a crash, a bug or a forged request never erases the evidence
-    (after dj-stripe's WebhookEventTrigger).
+    No notify is answered without its row: it is written in the commit that applies the
+    notify, or on its own, with the reason, when the notify is refused or its processing
+    fails (rolled back), before the FAIL goes out. A crash mid-transaction answers nothing
+    and WeChat sends the notify again (payments.notify).
     """
 
     class Kind(models.TextChoices):

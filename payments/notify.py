@@ -1,40 +1,56 @@
-"""WeChat's notifies: record, verify, apply exactly once.
+"""WeChat's notifies: verify, apply exactly once, record.
 
 Payments and refunds, API v2 (``POST /payment/wxnotify``, ``/payment/refundnotify``: XML,
 docs/protocol/wechat-pay-v2.md §5, §7.3) and API v3 (``POST /payment/v3/wxnotify``,
 ``/payment/v3/refundnotify``: JSON with ``Wechatpay-*`` headers, docs/protocol/wechat-pay-v3.md
 §7, §8.5) go the same way, into the same ledger:
 
-1. The raw body (and for v3 the signature headers) is stored first, in its own autocommit
-   write, so that nothing that follows can lose it.
-2. The body is read and verified; this is all the two versions do differently. v2: the
-   signature over every received field (a refund, which carries no sign: the decryption
-   of ``req_info`` with our key), then appid and mch_id. v3: the RSA signature over the raw
-   body with the key ``Wechatpay-Serial`` names, within the 5-minute window, then the
-   AES-GCM resource, then appid and mchid.
-3. In one transaction the rows are locked, the result checked against them and applied
-   (``payment_apply``; ``refunds.refund_apply_result`` or, for a refund the shop never
-   asked for, ``refunds.refund_record_external``), and the ledger row gets its outcome.
-   Only when that transaction has committed may the view acknowledge (docs/INVARIANTS.md
-   §6.2).
+1. The body is read and verified, outside any transaction; this is all the two versions
+   do differently. v2: the signature over every received field (a refund, which carries
+   no sign: the decryption of ``req_info`` with our key), then appid and mch_id. v3: the
+   RSA signature over the raw body with the key ``Wechatpay-Serial`` names, within the
+   5-minute window, then the AES-GCM resource, then appid and mchid.
+2. One commit applies the result and writes the ledger row (the raw body, for v3 the
+   signature headers, and the outcome). A payment that fits its unpaid order exactly, or
+   a copy of one already applied, needs no lock: a conditional UPDATE pays the order
+   (``orders.services.order_pay_if_fits``) and, on PostgreSQL, the same statement inserts
+   the row. Anything else locks the order in a transaction and goes through
+   ``payment_apply`` (refunds: ``refunds.refund_apply_result`` or, for a refund the shop
+   never asked for, ``refunds.refund_record_external``), the row written last in it. Only
+   once that commit has happened may the view acknowledge (docs/INVARIANTS.md §6.2).
+3. A notify refused, or whose processing failed (database error, a bug), is rolled back
+   and its ledger row written on its own, in autocommit, with the reason; when even that
+   write fails, the view logs the body. The evidence of every notify answered is kept: a
+   notify acknowledged has its row in the commit that applied it, one refused or failed
+   has its row (or its log line) before the FAIL goes out. A worker killed mid-transaction
+   leaves nothing, neither half a payment nor a row, and answers nothing; WeChat sends the
+   notify again until it is acknowledged (docs/protocol/wechat-pay-v2.md §5.4).
 
 Staff may process a stored body again (``notification_reprocess``, admin's "Reprocess"):
 the same steps, into a new ledger row that points at the original, whose evidence is
 never changed.
 """
 
+import contextlib
 import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, InterfaceError, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from orders.models import Order, PayVersion
-from orders.services import MAX_TOTAL_FEE
+from orders.services import (
+    MAX_TOTAL_FEE,
+    PaidIfFits,
+    PayIfFits,
+    order_mark_paid_if_fits,
+    order_paid_logged,
+    order_pay_if_fits,
+)
 from payments import refunds
 from payments.models import PaymentNotification, Refund
 from payments.services import PaymentFields, payment_apply, payment_client
@@ -200,6 +216,19 @@ def notification_reprocess(*, notification: PaymentNotification) -> PaymentNotif
     )
 
 
+def _reconnected() -> bool:
+    """After a database error: True, the connection closed for a new one, when it was dead;
+    False when it is alive (the statement failed) or inside a caller's transaction."""
+    # pragma: no mutate start (SQLite connections never die: PostgreSQL tests only,
+    # tests/payments/test_notify_commits.py::TestADeadConnection; mutmut runs on SQLite)
+    connection = transaction.get_connection()
+    if connection.connection is None or connection.in_atomic_block or connection.is_usable():
+        return False  # never connected (the database is down), or alive
+    connection.close()
+    return True
+    # pragma: no mutate end
+
+
 def _receive(
     body: bytes,
     remote_addr: str | None,
@@ -212,26 +241,63 @@ def _receive(
 ) -> PaymentNotification:
     limit = pay_v3.MAX_NOTIFY_BYTES if api_version == PayVersion.V3 else MAX_BODY_BYTES
     truncated = len(body) > limit
-    notification = PaymentNotification.objects.create(
-        kind=kind,
-        api_version=api_version,
-        headers=headers or {},
-        raw_body=_as_text(body[:KEPT_OF_OVERSIZE_BODY] if truncated else body),
-        body_truncated=truncated,
-        remote_addr=remote_addr,
-        reprocess_of_id=reprocess_of_id,
-    )
+
+    def new_row() -> PaymentNotification:
+        # Written by ``process`` in the transaction that applies the result, or below, on
+        # its own, when there is none to commit.
+        return PaymentNotification(
+            kind=kind,
+            api_version=api_version,
+            headers=headers or {},
+            received_at=received_at,
+            raw_body=_as_text(body[:KEPT_OF_OVERSIZE_BODY] if truncated else body),
+            body_truncated=truncated,
+            remote_addr=remote_addr,
+            reprocess_of_id=reprocess_of_id,
+        )
+
+    received_at = timezone.now()
+    notification = new_row()
+    # Django's health check (CONN_HEALTH_CHECKS) would send a SELECT 1 before the first
+    # statement: a round trip as long as the notify's own, on a connection almost always
+    # alive. A notify skips it and, the rare time its connection turns out dead (the
+    # database restarted, a proxy dropped it), is processed once more on a new one: a
+    # payment is applied once however often its notify is processed.
+    # Mutation testing: SQLite has no health check (PostgreSQL only, as above).
+    transaction.get_connection().health_check_done = True  # pragma: no mutate
     try:
         if truncated:
             raise NotifyRejected(Outcome.MALFORMED, f"Body over {limit} bytes.")
-        process(notification, body)
+        try:
+            process(notification, body)
+        except (DatabaseError, InterfaceError):
+            if not _reconnected():
+                raise
+            notification = new_row()
+            process(notification, body)
     except NotifyRejected as exc:
+        # Rolled back if it was refused inside the transaction: nothing was applied.
         _finish(notification, exc.outcome, str(exc))
+        _store(notification)
     except Exception as exc:
-        # Database down, a statement failing, a bug: answer FAIL so WeChat retries; the
-        # raw body is already stored.
+        # Database down, a statement failing, a bug: rolled back, recorded with the body, and
+        # answered FAIL so WeChat retries. Should this write fail too, the error propagates
+        # and the view keeps the body in the log.
+        notification.order = notification.refund = None  # they may have been rolled back
+        _finish(notification, Outcome.ERROR, f"Processing failed: {type(exc).__name__}")
+        _store(notification)
         logger.exception("notify %s: processing failed", notification.pk)
-        _finish_error(notification, f"Processing failed: {type(exc).__name__}")
+    # One line per notify, once its row is written, with the order number that ties it to
+    # the order's lines.
+    logger.info(
+        "notify id=%s kind=%s out_trade_no=%s outcome=%s replied=%s%s",
+        notification.pk,
+        notification.kind,
+        notification.out_trade_no or "-",
+        notification.outcome,
+        notification.replied,
+        " api=v3" if notification.api_version == PayVersion.V3 else "",
+    )
     return notification
 
 
@@ -242,16 +308,36 @@ def _payment_record(
     notification: PaymentNotification,
     report: Callable[[], PaymentReport],
     verify_with: Callable[[Order | None], None] | None = None,
+    *,
+    verified_as: str | None = None,
 ) -> None:
-    """Lock the order ``notification.out_trade_no`` names and apply what ``report`` says.
+    """Apply what ``report`` says to the order ``notification.out_trade_no`` names, and
+    write the ledger row in the same transaction.
 
     ``verify_with`` is v2's signature check, which needs the order (its algorithm); a v3
-    notify is verified before. ``report`` is read once the order is known to exist.
+    notify is verified before, and ``verify_with`` is None. ``verified_as``: v2's signature
+    already verified with this algorithm, which the order must then have been placed with
+    to be paid at once (``_at_once``). ``report`` is read once the order is known to exist.
     """
+    authentic = verify_with is None or verified_as is not None
+    pay = _at_once(notification, report, verified_as) if authentic else None
+    # PostgreSQL pays and records in one statement, outside any transaction; elsewhere the
+    # same statements run first in the transaction of the locking way.
+    one_statement = transaction.get_connection().vendor == "postgresql"
+    if pay is not None and one_statement and _pay_and_store(notification, pay):
+        return
     with transaction.atomic():
-        order = (
-            Order.objects.select_for_update().filter(out_trade_no=notification.out_trade_no).first()
-        )
+        if pay is not None and not one_statement:
+            found = order_mark_paid_if_fits(pay)
+            if found is not None:
+                _paid_as_found(notification, found)
+                _store(notification)
+                return
+        try:
+            # Not .first(): its ORDER BY would sort a unique lookup.
+            order = Order.objects.select_for_update().get(out_trade_no=notification.out_trade_no)
+        except Order.DoesNotExist:
+            order = None
         if verify_with is not None:
             verify_with(order)
         if order is None:
@@ -260,9 +346,118 @@ def _payment_record(
         said = report()
         if said.payment is None:
             _finish(notification, Outcome.NOT_PAID, said.not_paid)
-            return
-        result = payment_apply(order=order, payment=said.payment)
-        _finish(notification, result.outcome, result.detail)
+        else:
+            result = payment_apply(order=order, payment=said.payment)
+            _finish(notification, result.outcome, result.detail)
+        _store(notification)
+
+
+def _at_once(
+    notification: PaymentNotification, report: Callable[[], PaymentReport], sign_type: str | None
+) -> PayIfFits | None:
+    """The statements that pay the order at once if the payment fits it exactly, or find it
+    already paid with it (``order_pay_if_fits``): what ``payment_apply`` would answer after
+    locking and reading the order (PAID, DUPLICATE), without the lock. None when the
+    payment is no payment or is unusable: the locking way then refuses it, with the checks
+    in their usual order. ``sign_type``: the algorithm the order must have been placed with
+    (v2)."""
+    try:
+        said = report()
+    except NotifyRejected:
+        return None
+    if said.payment is None:
+        return None
+    return order_pay_if_fits(
+        out_trade_no=notification.out_trade_no,
+        transaction_id=said.payment.transaction_id,
+        paid_at=said.payment.paid_at,
+        paid_fee=said.payment.total_fee,
+        openid=said.payment.openid,
+        sign_type=sign_type,
+    )
+
+
+# payment_apply's words for the same outcomes (payments.services.PaymentResult).
+PAID_DETAIL = "Order marked paid."
+DUPLICATE_DETAIL = "Already recorded."
+
+
+def _paid_as_found(notification: PaymentNotification, found: PaidIfFits) -> None:
+    notification.order_id = found.order_id
+    notification.signature_valid = True
+    if found.already:
+        _finish(notification, Outcome.DUPLICATE, DUPLICATE_DETAIL)
+    else:
+        _finish(notification, Outcome.PAID, PAID_DETAIL)
+
+
+def _pay_and_store(notification: PaymentNotification, pay: PayIfFits) -> bool:
+    """PostgreSQL: ``order_pay_if_fits``'s UPDATE and the ledger row's INSERT in ONE
+    statement, run in autocommit: one round trip and one commit record the payment and its
+    evidence together, or nothing at all (a statement is atomic). When the order does not
+    fit, its read and the INSERT, the same way, for a copy. False when neither wrote
+    anything: the order neither fits nor has the payment.
+
+    The copy's statement starts after the first one ended, so it sees a payment a racing
+    copy committed meanwhile (the first waited for that row, then found it paid). The row's
+    values are the notification's fields, converted as the ORM converts them; its order
+    comes from the order found.
+    """
+    # pragma: no mutate start (PostgreSQL only: tests/payments/test_notify_commits.py and every
+    # notify test on PostgreSQL; mutmut runs on SQLite)
+    connection = transaction.get_connection()
+    meta = PaymentNotification._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key and f.name != "order"]
+    names = tuple(f.name for f in fields)
+    # As the row says if a statement writes it; only the outcome and its detail differ.
+    stored = {"signature_valid": True, "replied": "SUCCESS", "processed_at": timezone.now()}
+    values = [
+        f.get_db_prep_save(stored.get(f.name, getattr(notification, f.attname)), connection)
+        for f in fields
+    ]
+    said = names.index("outcome"), names.index("detail")
+    # In autocommit each statement is its own transaction. Inside a caller's transaction (a
+    # test's), a savepoint, so that a failure leaves that transaction usable.
+    inside = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+    with inside, connection.cursor() as cursor:
+        for found, params, outcome, detail in (
+            (pay.paying, pay.paying_params, Outcome.PAID, PAID_DETAIL),
+            (pay.already, pay.already_params, Outcome.DUPLICATE, DUPLICATE_DETAIL),
+        ):
+            values[said[0]], values[said[1]] = outcome, detail
+            cursor.execute(_store_found_sql(found, names), [*params, *values])
+            row = cursor.fetchone()
+            if row is not None:
+                break
+    if row is None:
+        return False
+    notification.pk, notification.order_id = row
+    notification._state.adding = False
+    if outcome == Outcome.PAID:
+        order_paid_logged(pay.out_trade_no)
+    notification.signature_valid = True
+    _finish(notification, outcome, detail)
+    notification.processed_at = stored["processed_at"]
+    return True
+    # pragma: no mutate end
+
+
+@functools.cache
+def _store_found_sql(found: str, names: tuple[str, ...]) -> str:
+    """``INSERT`` of a ledger row, its order the one ``found`` (a statement returning an
+    order's pk) returns, its other ``names`` parameters, in the statement of ``found``: no
+    row when ``found`` returns none."""
+    # pragma: no mutate start (PostgreSQL only, as _pay_and_store)
+    meta = PaymentNotification._meta
+    order = meta.get_field("order").column
+    columns = ", ".join(f'"{meta.get_field(name).column}"' for name in names)
+    values = ", ".join("%s" for _ in names)
+    return (
+        f"WITH found AS ({found}) "  # noqa: S608 (names from the models, values as parameters)
+        f'INSERT INTO "{meta.db_table}" ({columns}, "{order}") SELECT {values}, found.id '
+        f'FROM found RETURNING "{meta.pk.column}", "{order}"'
+    )
+    # pragma: no mutate end
 
 
 def _payment_fields(
@@ -273,6 +468,9 @@ def _payment_fields(
         raise NotifyRejected(Outcome.MALFORMED, "total_fee is out of range.")
     if not transaction_id or len(transaction_id) > 32:
         raise NotifyRejected(Outcome.MALFORMED, "transaction_id is missing or too long.")
+    if _storable(transaction_id) != transaction_id or _storable(openid) != openid:
+        # A NUL (JSON may carry one) that no database parameter can hold.
+        raise NotifyRejected(Outcome.MALFORMED, "transaction_id or openid is not storable text.")
     return PaymentFields(
         transaction_id=transaction_id, total_fee=total_fee, openid=openid, paid_at=paid_at
     )
@@ -283,7 +481,7 @@ def _refund_record(
 ) -> None:
     """Apply a verified refund result to the refund ``notification.out_refund_no`` names
     (or record it as made outside the shop). ``result`` holds refund_apply_result's
-    arguments."""
+    arguments. The ledger row is written in the same transaction."""
     with transaction.atomic():
         refund = (
             Refund.objects.select_related("order")
@@ -292,12 +490,13 @@ def _refund_record(
         )
         if refund is None:
             _record_external_refund(notification, result, transaction_id)
-            return
-        notification.refund, notification.order = refund, refund.order
-        if refund.order.out_trade_no != notification.out_trade_no:
-            raise NotifyRejected(Outcome.REJECTED, "out_trade_no is not the refund's order.")
-        applied = refunds.refund_apply_result(refund=refund, **result)
-        _finish(notification, *_refund_outcome(applied, result["status"], wechat_status))
+        else:
+            notification.refund, notification.order = refund, refund.order
+            if refund.order.out_trade_no != notification.out_trade_no:
+                raise NotifyRejected(Outcome.REJECTED, "out_trade_no is not the refund's order.")
+            applied = refunds.refund_apply_result(refund=refund, **result)
+            _finish(notification, *_refund_outcome(applied, result["status"], wechat_status))
+        _store(notification)
 
 
 def _record_external_refund(notification: PaymentNotification, result: dict, transaction_id: str):
@@ -366,7 +565,26 @@ def _process(notification: PaymentNotification, body: bytes) -> None:
         notification,
         functools.partial(_v2_payment, fields),
         verify_with=functools.partial(_verify, notification, fields),
+        verified_as=_verified_as(fields),
     )
+
+
+def _verified_as(fields: dict) -> str | None:
+    """The algorithm the notify's signature verifies with before its order is read: the
+    declared one, else the one the sign's length says (notify_sign_type), provided it is
+    our merchant's. None otherwise, and ``_verify`` decides with the order's own algorithm.
+    An order is paid at once only when it was placed with this algorithm, which is then
+    the check ``_verify`` would have made."""
+    client = payment_client()
+    sign_type = notify_sign_type(fields)
+    if fields.get("sign_type", sign_type) != sign_type:
+        return None  # declared but not an algorithm we know
+    if not verify(fields, client.config.api_key, sign_type):
+        return None
+    config = client.config
+    if fields.get("appid") != config.appid or fields.get("mch_id") != config.mch_id:
+        return None
+    return sign_type
 
 
 def _verify(notification: PaymentNotification, fields: dict, order: Order | None) -> None:
@@ -492,8 +710,9 @@ def _process_v3(
     if not isinstance(paid, pay_v3.Transaction):
         kind = notify.event_type[:40]
         raise NotifyRejected(Outcome.MALFORMED, f"Not a payment notify ({kind!r}).")
-    notification.out_trade_no = paid.out_trade_no[:64]
-    notification.transaction_id = paid.transaction_id[:64]
+    # JSON can carry what no text column takes (NUL): such a number names no order of ours.
+    notification.out_trade_no = _storable(paid.out_trade_no)[:64]
+    notification.transaction_id = _storable(paid.transaction_id)[:64]
     _v3_check_merchant(client, paid.mchid, paid.appid)
     _payment_record(notification, functools.partial(_v3_payment, paid))
 
@@ -519,9 +738,9 @@ def _process_refund_v3(
     if not isinstance(refund, pay_v3.Refund):
         kind = notify.event_type[:40]
         raise NotifyRejected(Outcome.MALFORMED, f"Not a refund notify ({kind!r}).")
-    notification.out_refund_no = refund.out_refund_no[:64]
-    notification.out_trade_no = refund.out_trade_no[:64]
-    notification.transaction_id = refund.transaction_id[:64]
+    notification.out_refund_no = _storable(refund.out_refund_no)[:64]
+    notification.out_trade_no = _storable(refund.out_trade_no)[:64]
+    notification.transaction_id = _storable(refund.transaction_id)[:64]
     # The refund resource names no appid (§8.5): the mchid is what makes it ours.
     _v3_check_merchant(client, notify.data.get("mchid"), None)
     # refund_status says it; event_type (REFUND.SUCCESS, …) too, and both are WeChat's.
@@ -571,10 +790,10 @@ def _v3_notify(
         notification.signature_valid = True  # the signature came first and verified
         # WeChat signed a resource our APIv3 key cannot open: the key was most likely
         # reset on the merchant platform. Every notify fails until it is set here.
+        # Logged before the row exists: the notify's own line follows (outcome=malformed).
         logger.error(
-            "notify %s: resource did not decrypt; is WECHAT_API_V3_KEY the merchant "
-            "platform's current APIv3 key?",
-            notification.pk,
+            "v3 notify: resource did not decrypt; is WECHAT_API_V3_KEY the merchant "
+            "platform's current APIv3 key?"
         )
         raise NotifyRejected(Outcome.MALFORMED, f"Did not decrypt: {exc}") from None
     except pay_v3.MalformedNotify as exc:
@@ -630,44 +849,23 @@ def _storable(text: str) -> str:
 
 
 def _finish(notification: PaymentNotification, outcome: str, detail: str) -> None:
+    """The outcome, on the row that is still to be written (``_store``)."""
     notification.outcome = outcome
     notification.detail = detail
     notification.replied = "SUCCESS" if outcome in ACKNOWLEDGED else "FAIL"
     notification.processed_at = timezone.now()
-    notification.save(
-        update_fields=[
-            "outcome",
-            "detail",
-            "replied",
-            "processed_at",
-            "out_trade_no",
-            "transaction_id",
-            "out_refund_no",
-            "order",
-            "refund",
-            "signature_valid",
-        ]
-    )
-    # One line per notify, with the order number that ties it to the order's lines.
-    logger.info(
-        "notify id=%s kind=%s out_trade_no=%s outcome=%s replied=%s%s",
-        notification.pk,
-        notification.kind,
-        notification.out_trade_no or "-",
-        outcome,
-        notification.replied,
-        " api=v3" if notification.api_version == PayVersion.V3 else "",
-    )
 
 
-def _finish_error(notification: PaymentNotification, detail: str) -> None:
-    """Best effort: the raw body is already stored even if this write fails too."""
-    notification.order = notification.refund = None
-    try:
-        _finish(notification, Outcome.ERROR, detail)
-    except DatabaseError:
-        notification.outcome, notification.replied = Outcome.ERROR, "FAIL"
-        logger.exception("notify %s: could not record the error", notification.pk)
+def _store(notification: PaymentNotification) -> None:
+    """Insert the ledger row, once per notify: inside the transaction that applied the
+    result, or on its own after a refusal or a failure (which may come after a write
+    inside a transaction that rolled back: hence a new row, never an update).
+
+    ``received_at`` is stored as set on reception (``raw``: auto_now_add would make it the
+    time of this write), so that a v3 reprocess verifies at the very time the notify was
+    verified then."""
+    notification.pk = None
+    notification.save_base(raw=True, force_insert=True)
 
 
 def _as_text(body: bytes) -> str:

@@ -16,7 +16,7 @@ from django.utils import timezone
 from orders.models import Order
 from orders.services import MAX_TOTAL_FEE
 from payments.models import PaymentNotification, Refund
-from payments.notify import NotReprocessable, notification_receive, notification_reprocess
+from payments.notify import NotReprocessable, notification_reprocess
 from payments.refunds import refund_create
 from payments.services import (
     PREPAY_REUSE_MARGIN,
@@ -46,7 +46,8 @@ from wechat.pay_v2 import BEIJING, MAX_BODY_BYTES
 Outcome = PaymentNotification.Outcome
 SECOND_TRANSACTION = "4200000483202001049999999999"
 # What recording and applying one refund notify takes (the refund read with its order).
-REFUND_NOTIFY_QUERIES = 12
+# 11 since the ledger row is written once, in the transaction that applies it (was 12).
+REFUND_NOTIFY_QUERIES = 11
 
 
 def ledger() -> list[PaymentNotification]:
@@ -464,21 +465,25 @@ def test_every_payment_notify_path_tells_staff_what_happened(order, path):
     assert row.processed_at is not None
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # as in production: no transaction around the request
 def test_a_failure_that_cannot_even_be_recorded_still_says_fail(order, caplog):
-    def fail_updates(execute, sql, params, many, context):
-        # The body is stored (INSERT); the order and the ledger row cannot be written.
-        if sql.startswith("UPDATE"):
+    def fail_writes(execute, sql, params, many, context):
+        # The order cannot be paid, and the row that would say so cannot be written either.
+        if 'UPDATE "orders_order"' in sql or 'INSERT INTO "payments_paymentnotification"' in sql:
             raise OperationalError("server closed the connection unexpectedly")
         return execute(sql, params, many, context)
 
-    with connection.execute_wrapper(fail_updates):
-        row = notification_receive(body=notify_body(order), remote_addr="203.0.113.9")
+    body = notify_body(order)
+    with connection.execute_wrapper(fail_writes):
+        response = post_notify(body, REMOTE_ADDR="203.0.113.9")
 
-    assert (row.outcome, row.replied) == (Outcome.ERROR, "FAIL")
-    [record] = [r for r in caplog.records if "could not record" in r.getMessage()]
-    assert record.getMessage() == f"notify {row.pk}: could not record the error"
+    assert b"<return_code><![CDATA[FAIL]]></return_code>" in response.content
+    assert not PaymentNotification.objects.exists()
+    [record] = [r for r in caplog.records if "could not be recorded" in r.getMessage()]
+    assert record.getMessage() == f"notify could not be recorded; body={body!r}"  # the evidence
     assert record.exc_info is not None
+    # The processing failure that came first is in the same report.
+    assert isinstance(record.exc_info[1].__context__, OperationalError)
 
 
 @pytest.mark.django_db
@@ -503,7 +508,7 @@ def test_a_payment_notify_naming_nothing_is_recorded_as_naming_nothing(order):
 @pytest.mark.django_db
 def test_a_failure_while_processing_is_logged_and_named_in_the_ledger(order, caplog):
     def fail_order_updates(execute, sql, params, many, context):
-        if sql.startswith("UPDATE") and "orders_order" in sql:
+        if 'UPDATE "orders_order"' in sql:  # alone, or inside the ledger's statement
             raise OperationalError("server closed the connection unexpectedly")
         return execute(sql, params, many, context)
 
@@ -542,17 +547,23 @@ def test_every_notify_is_one_log_line(order, caplog, named):
 
 @pytest.mark.django_db
 def test_the_raw_body_is_written_once_and_never_rewritten(order):
-    # Evidence first: processing updates the ledger row's findings, never its body.
+    # One row per notify, written once with its outcome, in the commit that applied it (or
+    # alone for a refusal): never updated afterwards.
     with CaptureQueriesContext(connection) as queries:
         post_notify(notify_body(order))
+        post_notify(notify_body(order))
+        post_notify(notify_body(order, key="0" * 32))
 
-    updates = [
-        q["sql"]
-        for q in queries.captured_queries
-        if q["sql"].startswith("UPDATE") and "payments_paymentnotification" in q["sql"]
+    ledger_writes = [
+        q["sql"] for q in queries.captured_queries if '"payments_paymentnotification"' in q["sql"]
     ]
-    assert updates
-    assert not [sql for sql in updates if "raw_body" in sql]
+    assert ledger_writes
+    assert all('INSERT INTO "payments_paymentnotification"' in sql for sql in ledger_writes)
+    assert [row.raw_body for row in ledger()] == [
+        notify_body(order).decode(),
+        notify_body(order).decode(),
+        notify_body(order, key="0" * 32).decode(),
+    ]
 
 
 @pytest.mark.django_db

@@ -299,6 +299,31 @@ class TestUndecryptable:
         refused(post_v3(V3_NOTIFY_URL, headers, body), 401, Outcome.REJECTED, False)
 
 
+class TestTextNoColumnTakes:
+    """JSON can carry a NUL, which no text column or parameter takes: a signed notify with
+    one is refused and recorded, never a 500 (WeChat would retry it for 24 hours)."""
+
+    def test_in_the_order_number_it_names_no_order(self, products, wechat_key):
+        order = v3_order(products)
+
+        response = post_v3(V3_NOTIFY_URL, *paid_notify(order, wechat_key, out_trade_no="A\x00B"))
+
+        row = refused(response, 400, Outcome.UNKNOWN_ORDER, True)
+        assert row.out_trade_no == "A\\x00B"
+        assert reload(order).status == Order.Status.UNPAID
+
+    @pytest.mark.parametrize(
+        "changes", [{"transaction_id": "4200\x00"}, {"payer": {"openid": "o\x00"}}]
+    )
+    def test_in_the_payment_it_is_malformed(self, products, wechat_key, changes):
+        order = v3_order(products)
+
+        response = post_v3(V3_NOTIFY_URL, *paid_notify(order, wechat_key, **changes))
+
+        refused(response, 400, Outcome.MALFORMED, True)
+        assert reload(order).status == Order.Status.UNPAID
+
+
 # -- whatever arrives ------------------------------------------------------------------------
 
 header_values = st.one_of(
