@@ -81,7 +81,7 @@ class IdsFirstPaginator(Paginator):
     An OFFSET walks past every earlier row of the list. Walking the index
     ``order_user_created_id`` for ids only, PostgreSQL reads index entries (an Index Only
     Scan) instead of one table row per order skipped: page 5,000 of a shopper with 10^5
-    orders takes ~25 ms instead of ~700 ms (docs/PERFORMANCE.md, "Reads at scale"). Same
+    orders takes ~11 ms instead of ~260 ms (docs/PERFORMANCE.md, "Reads at scale"). Same
     pages, same count, same number of queries as the plain paginator."""
 
     def page(self, number):

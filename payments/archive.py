@@ -105,6 +105,9 @@ def _batch(roots: list[int], before: datetime, dry_run: bool, report: ArchiveRep
             settled += group
     if not settled:
         return ""
+    # Groups interleave (a reprocess comes long after its first row): the file, its name
+    # and its recorded id range go by id.
+    settled.sort(key=lambda row: row.pk)
     report.rows += len(settled)
     if dry_run:
         return f"{len(settled)} rows would be archived (#{settled[0].pk}…#{settled[-1].pk})"

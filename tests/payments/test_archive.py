@@ -18,6 +18,8 @@ from payments.models import LedgerArchive, PaymentNotification, Refund
 from payments.notify import notification_reprocess
 from tests.factories import make_order, notify_body, post_notify
 
+pytestmark = pytest.mark.django_db
+
 Outcome = PaymentNotification.Outcome
 CUT_OFF = date(2025, 6, 1)
 OLD = datetime(2025, 3, 1, 12, tzinfo=shop_timezone())  # before the cut-off
@@ -175,6 +177,20 @@ class TestEvidence:
                 min(archive.archive_rows(kept), key=lambda r: r["pk"])["pk"],
                 max(archive.archive_rows(kept), key=lambda r: r["pk"])["pk"],
             )
+
+    def test_a_file_holds_its_rows_in_id_order_whatever_the_groups(self, request):
+        """A reprocess made long after its first row sits between other rows by id."""
+        ledger = _ledger(request)
+        first = PaymentNotification.objects.get(pk=min(ledger["settled"]))
+        later = notification_reprocess(notification=first)
+        _at([later], OLD)
+
+        _run("--before", str(CUT_OFF))
+
+        kept = LedgerArchive.objects.get()
+        pks = [row["pk"] for row in archive.archive_rows(kept)]
+        assert pks == sorted(ledger["settled"] | {later.pk})
+        assert (kept.first_id, kept.last_id) == (pks[0], pks[-1])
 
     def test_verify_finds_a_file_that_changed(self, request):
         _ledger(request)

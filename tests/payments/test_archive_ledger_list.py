@@ -97,9 +97,7 @@ def test_the_reply_filter_has_fixed_choices(boss_client, shopper, products, repl
 
 
 @pytest.mark.parametrize("field", ["out_trade_no", "transaction_id"])
-def test_a_number_is_searched_exactly_where_its_index_serves(
-    boss_client, shopper, products, field
-):
+def test_a_number_is_searched_exactly_where_its_index_serves(boss_client, shopper, products, field):
     rows = _ledger(shopper, products)
     wanted = getattr(rows[1], field)
 
