@@ -1,10 +1,14 @@
 """Mutation testing of the money path with mutmut: `make mutate`, `make mutate-changed`.
 
-    python mutation/mutate.py                  every money-path file; on success, records HEAD
-                                               in mutation/baseline
-    python mutation/mutate.py --changed        only the money-path files that differ from the
-                                               commit in mutation/baseline (CI)
-    python mutation/mutate.py FILE ...         only these money-path files (measuring, iterating)
+    python mutation/mutate.py                  every money-path file
+    python mutation/mutate.py --changed        only the money-path files whose content is not
+                                               the one mutation/baseline records (CI)
+    python mutation/mutate.py FILE ...         only these money-path files
+
+Every run that passes records, in mutation/baseline, each file it measured with the git blob
+hash of the content it measured and its score, one line per file; a file edited while the run
+went on is not recorded. So CI mutates a file again exactly when its content changed since it
+last passed (or it never did), whichever commit that was in.
 
 The money path is `[tool.mutmut] only_mutate` in pyproject.toml: the one list, read here.
 Each file must keep a score (killed ÷ mutants) of at least THRESHOLD percent, else the
@@ -18,6 +22,7 @@ workers run at once.
 """
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -196,22 +201,63 @@ def git(*args: str) -> str:
     ).stdout.strip()
 
 
-def changed_since_baseline(files: list[str]) -> tuple[str, list[str]]:
-    """The baseline commit and the money-path files that differ from it (committed or not).
+def blob(path: str) -> str:
+    """The git blob hash of the file's content as it is on disk (committed or not)."""
+    return git("hash-object", "--", path)
 
-    No baseline, or one this clone does not have: every file, since nothing can be trusted.
+
+def recorded() -> dict[str, str]:
+    """mutation/baseline: the content (blob hash) of each money-path file that last passed.
+
+    The older format, one commit hash (the full run that passed on it), counts as every
+    file's content at that commit, when this clone has it.
     """
-    base = BASELINE.read_text().strip() if BASELINE.exists() else ""
-    if not base:
-        print("mutate: no mutation/baseline yet: every money-path file counts as changed")
-        return "", files
-    try:
-        git("cat-file", "-e", f"{base}^{{commit}}")
-    except subprocess.CalledProcessError:
-        print(f"mutate: baseline {base} is not in this clone: every money-path file counts")
-        return base, files
-    changed = set(git("diff", "--name-only", base, "--", *files).splitlines())
-    return base, [f for f in files if f in changed]
+    lines = [
+        line.split()
+        for line in (BASELINE.read_text().splitlines() if BASELINE.exists() else [])
+        if line.strip() and not line.startswith("#")
+    ]
+    if len(lines) == 1 and len(lines[0]) == 1:
+        (commit,) = lines[0]
+        found = {}
+        for path in money_path():
+            # Not in this clone, or not on the money path then: not vouched for.
+            with contextlib.suppress(subprocess.CalledProcessError):
+                found[path] = git("rev-parse", f"{commit}:{path}")
+        return found
+    return {fields[0]: fields[1] for fields in lines if len(fields) >= 2}
+
+
+def changed_since_baseline(files: list[str]) -> list[str]:
+    """The money-path files whose content is not the one that last passed (or never did)."""
+    passed = recorded()
+    return [f for f in files if passed.get(f) != blob(f)]
+
+
+def record(rows: list[dict], blobs: dict[str, str]) -> None:
+    """Record the files of a passing run whose content is still the one measured."""
+    scores_by_path = {}
+    for line in BASELINE.read_text().splitlines() if BASELINE.exists() else []:
+        fields = line.split()
+        if len(fields) >= 3 and not line.startswith("#"):
+            scores_by_path[fields[0]] = (fields[1], fields[2])
+    if not scores_by_path:  # the older format, or none: start from what it vouches for
+        scores_by_path = {path: (sha, "-") for path, sha in recorded().items()}
+    for row in rows:
+        if blob(row["path"]) == blobs[row["path"]]:
+            scores_by_path[row["path"]] = (blobs[row["path"]], f"{row['score']:.1f}")
+        else:
+            print(f"mutate: {row['path']} changed during the run: not recorded")
+    every = money_path()
+    BASELINE.write_text(
+        "# Money-path files as they last passed `make mutate` (mutation/mutate.py):\n"
+        "# path, git blob hash of the content measured, score (%; - = before scores were kept)\n"
+        + "".join(
+            f"{path} {sha} {score}\n"
+            for path, (sha, score) in sorted(scores_by_path.items())
+            if path in every
+        )
+    )
 
 
 def run_mutmut(files: list[str], max_children: int) -> None:
@@ -317,25 +363,21 @@ def main() -> None:
         sys.exit(f"mutate: not on the money path ([tool.mutmut] only_mutate): {' '.join(unknown)}")
     files = args.files or every
     if args.changed:
-        base, files = changed_since_baseline(files)
+        files = changed_since_baseline(files)
         if not files:
-            print(f"mutate: no money-path file changed since {base}: nothing to mutate")
+            print("mutate: every money-path file is as it last passed: nothing to mutate")
             return
 
     print("mutate:", " ".join(files))
-    # The commit the tested tree was copied from: whatever is committed meanwhile was not
-    # tested, and anything uncommitted counts as changed against it next time.
-    try:
-        head = git("rev-parse", "HEAD")
-    except subprocess.CalledProcessError:
-        head = ""  # not a git checkout: nothing to record
+    # The content measured: mutmut copies the files now.
+    blobs = {path: blob(path) for path in files}
     run_mutmut(files, args.max_children)
-    if not report(scores(files)):
+    rows = scores(files)
+    if not report(rows):
         sys.exit(f"mutate: FAILED: every money-path file needs at least {THRESHOLD:.0f}%")
     print(f"\nmutate: every file at or above {THRESHOLD:.0f}%")
-    if files == every and not args.changed and head:
-        BASELINE.write_text(head + "\n")
-        print(f"mutate: mutation/baseline = {head} (CI mutates only what changes after it)")
+    record(rows, blobs)
+    print("mutate: recorded in mutation/baseline (CI mutates a file again once it changes)")
 
 
 if __name__ == "__main__":
