@@ -23,8 +23,8 @@ SIZES_ALWAYS = (10_000,)
 
 USERS_SQL = """
 INSERT INTO accounts_user (password, is_superuser, username, first_name, last_name, email,
-    is_staff, is_active, date_joined, openid, unionid, session_key)
-SELECT '!', false, 'wx_ogrow-' || g, '', '', '', false, true, now(), 'ogrow-' || g, '', ''
+    is_staff, is_active, date_joined, openid, unionid, session_key, token_version)
+SELECT '!', false, 'wx_ogrow-' || g, '', '', '', false, true, now(), 'ogrow-' || g, '', '', 0
 FROM generate_series(0, %(users)s - 1) g
 ON CONFLICT DO NOTHING
 """
@@ -38,19 +38,22 @@ WITH u AS (SELECT array_agg(id ORDER BY id) AS ids, array_agg(openid ORDER BY id
            FROM generate_series(%(first)s, %(last)s) g)
 INSERT INTO orders_order (out_trade_no, openid, body, total_fee, status, sign_type,
     spbill_create_ip, prepay_id, transaction_id, paid_at, created_at, expires_at, closed_at,
-    needs_attention, attention_reason, user_id, close_pending_at_wechat)
+    needs_attention, attention_reason, user_id, close_pending_at_wechat, notify_url,
+    idempotency_key, paid_fee, remark, fulfilment_status, pay_version)
 SELECT 'G' || lpad(g::text, 10, '0') || substr(md5(g::text), 1, 21),
        u.oids[1 + g %% %(users)s], 'Oolong tea 250g', 100 + g %% 10000, st, 'MD5', '127.0.0.1',
        'wx' || md5(g::text), CASE WHEN st = 'paid' THEN '4200G' || lpad(g::text, 12, '0') END,
        CASE WHEN st = 'paid' THEN t + interval '1 minute' END, t, t + interval '30 minutes',
        CASE WHEN st = 'closed' THEN t + interval '31 minutes' END,
-       false, '', u.ids[1 + g %% %(users)s], false
+       false, '', u.ids[1 + g %% %(users)s], false, '', '',
+       CASE WHEN st = 'paid' THEN 100 + g %% 10000 END, '', 'unfulfilled', 'v2'
 FROM s, u
 """
 
 ITEMS_SQL = """
-INSERT INTO orders_orderitem (product_name, unit_price, quantity, order_id, product_id)
-SELECT body, total_fee, 1, id, %(product)s FROM orders_order
+INSERT INTO orders_orderitem (product_name, unit_price, quantity, order_id, product_id,
+    stock_reserved)
+SELECT body, total_fee, 1, id, %(product)s, false FROM orders_order
 WHERE id > %(after_id)s AND out_trade_no LIKE 'G%%'
 """
 
@@ -122,7 +125,7 @@ def explain_hot_queries(users: list) -> list[dict]:
     picks = {
         "notify: order by out_trade_no FOR UPDATE": _find(notify_sql, "FOR UPDATE"),
         "order list: COUNT(*) of the user's orders": _find(list_sql, "COUNT(*)"),
-        "order list: page (ORDER BY created_at DESC LIMIT 20)": _find(list_sql, " LIMIT "),
+        "order list: page (ids first: IN (… LIMIT 20))": _find(list_sql, " LIMIT "),
         "order list: items of the page (prefetch)": _find(list_sql, "IN (", "orders_orderitem"),
     }
     return [explain(name, sql) for name, sql in picks.items() if sql]

@@ -178,7 +178,7 @@ def _round(
             result, cpu_ms = deliver_timed(pid, url, bodies, c, options.time_limit)
             found = verify(name, tag, payments, copies)
             problems += [f"{scenario} c={c}: {p}" for p in found]
-            rows.append(_row(scenario, name, c, result, not found) | cpu_ms)
+            rows.append(_row(scenario, name, c, result, not found) | cpu_ms | {"round": tag})
             print(_line(rows[-1]), flush=True)
     return rows
 
@@ -242,8 +242,17 @@ def _line(row: dict) -> str:
     )
 
 
+RATIO = "notify_rps_ratio_vs_persistent_peer"
+PEER_DESCRIPTION = (
+    "bench/peer: django-admin startproject + wechatpy 1.8.18 parse_payment_result, "
+    "startproject's seven middleware, CONN_MAX_AGE=60, same gunicorn arguments"
+)
+
+
 def ratios(rows: list[dict]) -> list[dict]:
-    """Ours relative to the peer, per scenario and concurrency."""
+    """Ours relative to the peer (wechatpy, startproject's middleware, CONN_MAX_AGE=60), per
+    scenario and concurrency: ``notify_rps_ratio_vs_persistent_peer`` (higher is better) and
+    ``p99_ratio`` (lower is better)."""
     index = {(r["scenario"], r["server"], r["concurrency"]): r for r in rows}
     out = []
     for (scenario, server, c), ours in index.items():
@@ -253,8 +262,29 @@ def ratios(rows: list[dict]) -> list[dict]:
         out.append({
             "scenario": scenario, "concurrency": c,
             "rps_ours": ours["rps"], "rps_peer": peer["rps"],
-            "rps_ratio": round(ours["rps"] / peer["rps"], 2) if peer["rps"] else None,
+            RATIO: round(ours["rps"] / peer["rps"], 2) if peer["rps"] else None,
             "p99_ours_ms": ours["p99_ms"], "p99_peer_ms": peer["p99_ms"],
             "p99_ratio": round(ours["p99_ms"] / peer["p99_ms"], 2) if peer["p99_ms"] else None,
         })
+    return out
+
+
+def ratio_summary(ratios_: list[dict]) -> dict[str, float | None]:
+    """``{"first delivery c=8": 1.23, …}``: the headline of notify.json."""
+    return {f"{r['scenario']} c={r['concurrency']}": r[RATIO] for r in ratios_}
+
+
+def round_ratios(runs: list[dict]) -> list[dict]:
+    """The same ratio within each round (ours and the peer ran back to back on the same
+    orders), to show its spread on a shared machine; the headline is the ratio of medians."""
+    by_round: dict[tuple, dict[str, dict]] = {}
+    for run in runs:
+        by_round.setdefault((run["round"], run["scenario"], run["concurrency"]), {})[
+            run["server"]
+        ] = run
+    out = []
+    for (rnd, scenario, c), pair in by_round.items():
+        if {"ours", "peer"} <= set(pair) and pair["peer"]["rps"]:
+            out.append({"round": rnd, "scenario": scenario, "concurrency": c,
+                        RATIO: round(pair["ours"]["rps"] / pair["peer"]["rps"], 2)})
     return out

@@ -3,11 +3,20 @@ at concurrency 8, twice per server: "wall" (idle threads included, so time spent
 on PostgreSQL shows) and "gil" (only samples holding the GIL: Python running, psycopg2's
 waits excluded, as it releases the GIL); plus
 micro-benchmarks of the parse and signature steps of both servers.
+
+Without py-spy (or with BENCH_PROFILER=cprofile), cProfile inside every worker instead
+(bench/cprofile_hooks.py), on a fresh server per (server, scenario, timer): "wall"
+(time.perf_counter, waits on PostgreSQL included) and "cpu" (time.process_time), each
+function's own time put in a category, a builtin's shared out among its callers.
+cProfile's own cost inflates the Python categories (every call is timed); the shares,
+ours against the peer's, are what to read.
 """
 
 from __future__ import annotations
 
 import linecache
+import os
+import pstats
 import re
 import subprocess
 import sys
@@ -17,10 +26,10 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import notify
-from bench.config import ACCOUNT, PEER_DIR, ROOT, Options
-from bench.servers import Stack
-from bench.wire import Payment, notify_body
+from bench import load, notify
+from bench.config import ACCOUNT, BENCH_DIR, PEER_DIR, ROOT, Options
+from bench.servers import PeerServer, Stack, start_ours
+from bench.wire import Payment, is_success_reply, notify_body
 
 CONCURRENCY = 8
 PY_SPY = Path(sys.executable).with_name("py-spy")
@@ -51,7 +60,7 @@ CATEGORIES: list[tuple[str, Matcher]] = [
     ("PostgreSQL round trip: health check SELECT 1", _leaf(r"^DatabaseWrapper\.is_usable ")),
     ("PostgreSQL: new connection + session setup", _on_stack(r"^BaseDatabaseWrapper\.connect ")),
     ("PostgreSQL: closing the connection", _on_stack(r"^DatabaseWrapper\._close ")),
-    ("Python: XML parse", _on_stack(r"^(from_xml \(payments|parse \(xmltodict)")),
+    ("Python: XML parse", _on_stack(r"^(from_xml \((wechat|payments)|parse \(xmltodict)")),
     ("Python: signature", _on_stack(r"\((wechat/pay_v2/signing|wechatpy/pay/utils)\.py")),
     ("Python: logging", _on_stack(r"\(logging/__init__\.py")),
     ("Python: ORM (building SQL, models)", _on_stack(r"\(django/db/")),
@@ -160,6 +169,8 @@ def micro() -> dict[str, float]:
 
 def run(stack: Stack, options: Options) -> dict:
     users = notify.shoppers(20)
+    if os.environ.get("BENCH_PROFILER") == "cprofile" or not PY_SPY.exists():
+        return run_cprofile(stack, options, users)
     result: dict = {"micro_us": micro()}
     for server in ("ours", "peer") if stack.peer else ("ours",):
         for mode in ("wall", "gil"):
@@ -178,3 +189,122 @@ def _print(server: str, data: dict) -> None:
     for name, pct in data["categories_pct"].items():
         if pct:
             print(f"    {pct:>5.1f} %  {name}")
+
+
+# -- cProfile inside the workers, when py-spy is not installed ---------------------------------
+
+# Exclusive, by the file of the function whose own time it is (first match).
+CPROFILE_CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
+    ("Python: XML parse", ("xml/etree/", "pyexpat", "defusedxml/", "xmltodict", "pay_v2/xml.py")),
+    ("Python: signature", ("hashlib", "hmac", "pay_v2/signing.py", "wechatpy/pay/utils")),
+    ("Python: logging", ("logging/",)),
+    ("Python: ORM and database layer", ("django/db/", "psycopg2/")),
+    ("Python: gunicorn", ("gunicorn/",)),
+    ("Python: Django request, response, middleware", ("django/",)),
+    ("Python: the app's own code", ("/payments/", "/orders/", "/shop/", "/core/", "/wechat/")),
+]
+# psycopg2's calls that wait for PostgreSQL, by what they are for.
+ROUND_TRIPS = [
+    ("'execute'", "PostgreSQL round trip: SQL statement"),
+    ("'commit'", "PostgreSQL round trip: COMMIT"),
+    ("'rollback'", "PostgreSQL round trip: ROLLBACK"),
+    ("connect", "PostgreSQL: new connection"),
+]
+HEALTH_CHECK = "PostgreSQL round trip: health check SELECT 1"
+
+Key = tuple[str, int, str]
+
+
+def cprofile_category(key: Key, caller: Key | None = None) -> str:
+    """The category of ``key``'s own time (``caller``: the call site, for a builtin)."""
+    filename, _, name = key
+    if filename == "~" and "psycopg2" in name:
+        for word, category in ROUND_TRIPS:
+            if word in name:
+                if category.endswith("SQL statement") and caller and caller[2] == "is_usable":
+                    return HEALTH_CHECK
+                return category
+        return "Python: ORM and database layer"
+    for category, parts in CPROFILE_CATEGORIES:
+        if any(part in filename for part in parts):
+            return category
+    return "Python: other"
+
+
+def analyse_cprofile(stats: pstats.Stats) -> dict:
+    """Each function's own time in its category. A builtin's (no file of its own) goes to
+    its callers' categories, each caller's share as timed at that call site; psycopg2's
+    waits have categories of their own."""
+    counts: Counter[str] = Counter()
+    for key, (_, _, own, _, callers) in stats.stats.items():
+        if key[0] != "~":
+            counts[cprofile_category(key)] += own
+            continue
+        for caller, (_, _, at_caller, _) in callers.items():
+            if "psycopg2" in key[2]:
+                counts[cprofile_category(key, caller)] += at_caller
+            else:
+                counts[cprofile_category(caller)] += at_caller
+    total = sum(counts.values()) or 1
+    ordered = sorted(counts.items(), key=lambda item: -item[1])
+    top = sorted(stats.stats.items(), key=lambda item: -item[1][2])[:15]
+    return {
+        "profiled_seconds": round(total, 3),
+        "categories_pct": {name: round(100 * v / total, 1) for name, v in ordered},
+        "top_own_time_pct": [
+            {"function": f"{k[2]} ({Path(k[0]).name}:{k[1]})", "pct": round(100 * v[2] / total, 1)}
+            for k, v in top
+        ],
+    }
+
+
+def cprofile_server(
+    stack: Stack, server: str, options: Options, users: list, scenario: str, timer: str
+) -> dict:
+    """A fresh ``server`` with cProfile in its workers: 64 notifies to warm it up, and for
+    "all duplicates" ``options.n`` first deliveries, none of them profiled; then the
+    ``options.n`` notifies of ``scenario``, profiled."""
+    out = stack.log_dir / f"cprofile-{server}-{scenario.replace(' ', '-')}-{timer}"
+    out.mkdir()
+    env = {"GUNICORN_CMD_ARGS": f"--config {BENCH_DIR / 'cprofile_hooks.py'}",
+           "BENCH_CPROFILE_DIR": str(out), "BENCH_CPROFILE_TIMER": timer}
+    process = (start_ours(stack.sim, stack.log_dir, **env) if server == "ours"
+               else PeerServer(stack.log_dir / "gunicorn-peer-cprofile.log", extra_env=env).start())
+    try:
+        tag = f"k{server[0]}{scenario[0]}{timer[0]}"
+        warm = notify.make_payments(f"{tag}w", notify.WARMUP, users)
+        payments = notify.make_payments(f"{tag}x", options.n, users)
+        notify.seed(server, warm + payments, users)
+        bodies = [notify_body(p, ACCOUNT) for p in payments]
+        notify.deliver(process.url, [notify_body(p, ACCOUNT) for p in warm], CONCURRENCY, 60)
+        if scenario == "all duplicates":
+            notify.deliver(process.url, bodies, CONCURRENCY, options.time_limit)
+        profiled = [load.Req("POST", notify.NOTIFY_PATH, body, PROFILED) for body in bodies]
+        result = load.run(process.url, profiled, CONCURRENCY, options.time_limit, is_success_reply)
+    finally:
+        process.stop()  # the workers write their profiles as they exit
+    files = sorted(str(f) for f in out.glob("*.prof"))
+    if not files:
+        return {"load_under_profiler": result.summary(), "error": "no profile written"}
+    return {"load_under_profiler": result.summary(), **analyse_cprofile(pstats.Stats(*files)),
+            "files": files}
+
+
+PROFILED = {**notify.HEADERS, "X-Bench-Profile": "1"}
+
+
+def run_cprofile(stack: Stack, options: Options, users: list) -> dict:
+    result: dict = {"profiler": "cProfile in each worker (py-spy is not installed)",
+                    "micro_us": micro()}
+    for server in ("ours", "peer") if stack.peer else ("ours",):
+        for scenario in ("first delivery", "all duplicates"):
+            for timer in ("wall", "cpu"):
+                name = f"{server} {scenario} ({timer})"
+                result[name] = data = cprofile_server(stack, server, options, users, scenario,
+                                                      timer)
+                load_ = data["load_under_profiler"]
+                print(f"  {name}: {data.get('profiled_seconds')} s profiled, "
+                      f"{load_['rps']} req/s under the profiler")
+                for category, pct in data.get("categories_pct", {}).items():
+                    print(f"    {pct:>5.1f} %  {category}")
+    return result

@@ -68,9 +68,15 @@ def start_ours(sim: Simulator, log_dir: Path, **extra_env: str) -> ShopServer:
     raise AssertionError("unreachable")
 
 
+# The peer as a production site runs it: persistent connections (startproject leaves 0, a new
+# PostgreSQL connection per request, which no production site keeps). Issue #16.
+PEER_CONN_MAX_AGE = "60"
+
+
 @dataclass
 class PeerServer:
-    """``bench/peer`` (startproject + wechatpy) under the same gunicorn configuration."""
+    """``bench/peer`` (startproject + wechatpy) under the same gunicorn configuration, with
+    ``CONN_MAX_AGE=60`` unless ``extra_env`` says otherwise."""
 
     log_path: Path
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -84,7 +90,12 @@ class PeerServer:
     def start(self) -> PeerServer:
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("WECHAT_", "DJANGO_"))}
-        env.update(peer_env(), DJANGO_SETTINGS_MODULE="peersite.settings", **self.extra_env)
+        env.update(
+            peer_env(),
+            DJANGO_SETTINGS_MODULE="peersite.settings",
+            CONN_MAX_AGE=PEER_CONN_MAX_AGE,
+        )
+        env.update(self.extra_env)
         log = open(self.log_path, "ab")  # noqa: SIM115 (lives with the process)
         self.process = subprocess.Popen(  # noqa: S603 (fixed command)
             [sys.executable, "-m", "gunicorn", "peersite.wsgi:application",

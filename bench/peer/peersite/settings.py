@@ -77,8 +77,9 @@ WSGI_APPLICATION = 'peersite.wsgi.application'
 # https://docs.djangoproject.com/en/5.2/ref/settings/#databases
 
 DATABASES = {
-    # CONN_MAX_AGE=0 (one connection per request) unless the benchmark's experiment says
-    # otherwise; everything else as startproject leaves it.
+    # CONN_MAX_AGE from the environment: the benchmark sets 60 (persistent connections, as
+    # any production site has them), 0 (startproject's: a connection per request) for one
+    # experiment; everything else as startproject leaves it.
     'default': dj_database_url.parse(
         os.environ['DATABASE_URL'], conn_max_age=int(os.environ.get('CONN_MAX_AGE', '0'))
     ),
