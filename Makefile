@@ -15,8 +15,12 @@ $(STAMP): requirements.txt
 	touch $(STAMP)
 
 # SQLite by default; DATABASE_URL=postgres://postgres@127.0.0.1:5432/test make test
+# TESTS: which tests by marker (pyproject.toml). By default all but the slow ones (the
+# real processes of tests/e2e and the browser of tests/browser); CI also runs
+# `make test TESTS=slow`, and TESTS=all runs everything.
+TESTS ?= not slow
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(if $(filter all,$(TESTS)),,-m "$(TESTS)") $(PYTEST_ARGS)
 	node --test miniprogram/test/*.test.js
 
 # The whole purchase on SQLite against the local WeChat simulator; DEMO_ONCE=1 exits after.

@@ -1,4 +1,5 @@
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import responses
@@ -32,11 +33,21 @@ def is_postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
+# Suites that start real processes (the simulator, gunicorn, a Celery worker) or a browser:
+# marked slow, so that `make test` stays quick and `make test TESTS=slow` runs them (CI both).
+SLOW_SUITES = ("e2e", "browser")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by these markers
 def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason="needs PostgreSQL: DATABASE_URL=postgres://... make test")
+    tests = Path(__file__).resolve().parent
+    slow = [tests / suite for suite in SLOW_SUITES]
     for item in items:
         if "postgres" in item.keywords and not is_postgres():
             item.add_marker(skip)
+        if any(item.path.is_relative_to(folder) for folder in slow):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)
