@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy
 from core.display import moment
 from core.money import yuan
 from payments.badges import outcome_badge, refund_status_badge
-from payments.models import PaymentNotification, Refund
+from payments.models import LedgerArchive, PaymentNotification, Refund
 from payments.notify import NotReprocessable, notification_reprocess
 
 # Reprocessing is quick (no call to WeChat), but a page of messages should stay readable.
@@ -325,3 +325,36 @@ class RefundAdmin(ReadOnlyEvidenceAdmin):
     @admin.display(description=gettext_lazy("refunded at"), ordering="succeeded_at")
     def succeeded(self, refund: Refund) -> str:
         return moment(refund.succeeded_at)
+
+
+@admin.register(LedgerArchive)
+class LedgerArchiveAdmin(ReadOnlyEvidenceAdmin):
+    """What ``archive_notifications`` moved out of the ledger, file by file: where the rows
+    went, which ids and days they covered, and the hash that ``--verify`` checks the file
+    against (docs/OPERATIONS.md). Read-only: only the command writes these."""
+
+    list_display = [
+        "file",
+        "rows",
+        "first_id",
+        "last_id",
+        "first_received_at",
+        "last_received_at",
+        "cut_off",
+        "created_at",
+    ]
+    list_filter = ["created_at"]
+    search_fields = ["=sha256"]
+    search_help_text = gettext_lazy("The file's SHA-256 (exactly).")
+    fields = [
+        "file",
+        "sha256",
+        "rows",
+        "first_id",
+        "last_id",
+        "first_received_at",
+        "last_received_at",
+        "cut_off",
+        "created_at",
+    ]
+    readonly_fields = fields
