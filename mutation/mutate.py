@@ -5,6 +5,9 @@
                                                the one mutation/baseline records (CI)
     python mutation/mutate.py FILE ...         only these money-path files
 
+The packages of WeChat's protocols (wechat/pay_v2, wechat/pay_v3) are measured with their own
+tests only (OWN_TESTS), in a mutmut run of their own.
+
 Every run that passes records, in mutation/baseline, each file it measured with the git blob
 hash of the content it measured and its score, one line per file; a file edited while the run
 went on is not recorded. So CI mutates a file again exactly when its content changed since it
@@ -260,6 +263,28 @@ def record(rows: list[dict], blobs: dict[str, str]) -> None:
     )
 
 
+# The Django-free protocol packages are measured with their own tests only: they are what
+# must pin their rules (the shop's tests reach them through every notify, which made each of
+# their mutants run hundreds of Django tests), and a score from fewer tests is no higher
+# than the whole suite's would be. Everything else: [tool.mutmut]'s test selection.
+OWN_TESTS = {
+    "wechat/pay_v2/": ["tests/wechat/pay_v2"],
+    "wechat/pay_v3/": ["tests/wechat/pay_v3"],
+}
+
+
+def own_tests(path: str) -> list[str] | None:
+    return next((tests for prefix, tests in OWN_TESTS.items() if path.startswith(prefix)), None)
+
+
+def by_tests(files: list[str]) -> list[list[str]]:
+    """The files grouped by the tests that measure them, in the money path's order."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for path in files:
+        groups.setdefault(tuple(own_tests(path) or ()), []).append(path)
+    return list(groups.values())
+
+
 def run_mutmut(files: list[str], max_children: int) -> None:
     import mutmut
     from mutmut.__main__ import cli
@@ -274,6 +299,9 @@ def run_mutmut(files: list[str], max_children: int) -> None:
     _quiet_progress()
     databases = _one_test_database_per_worker()
     config().only_mutate = files
+    tests = own_tests(files[0])
+    if tests:
+        config().pytest_add_cli_args_test_selection = tests
     # A fresh copy every run: results that decide CI and the baseline never come from a
     # stale mutants/ tree.
     shutil.rmtree(ROOT / "mutants", ignore_errors=True)
@@ -367,6 +395,19 @@ def main() -> None:
         if not files:
             print("mutate: every money-path file is as it last passed: nothing to mutate")
             return
+
+    groups = by_tests(files)
+    if len(groups) > 1:
+        # One mutmut run per group of tests, each in a process of its own (mutmut keeps
+        # its configuration and hooks for the life of the process); each records its own.
+        failed = []
+        for group in groups:
+            command = [sys.executable, __file__, "--max-children", str(args.max_children)]
+            if subprocess.run([*command, *group], check=False).returncode:  # noqa: S603
+                failed += group
+        if failed:
+            sys.exit(f"mutate: FAILED: {' '.join(failed)}")
+        return
 
     print("mutate:", " ".join(files))
     # The content measured: mutmut copies the files now.
