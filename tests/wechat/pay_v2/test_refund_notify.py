@@ -85,6 +85,24 @@ def test_garbage_is_refused(req_info):
         decrypt_req_info(req_info, REQ_INFO_VECTOR_KEY)
 
 
+@pytest.mark.parametrize(
+    ("req_info", "reason"),
+    [
+        ("", "req_info is missing"),
+        (None, "req_info is missing"),
+        (["QUJD"], "req_info is missing"),  # not text: a JSON caller may hand over anything
+        ("QUJD", "req_info is not a whole number of AES blocks"),
+        ("not base64 at all!", "req_info is not base64"),
+    ],
+)
+def test_each_refusal_says_what_was_wrong(req_info, reason):
+    # The reason reaches the ledger's detail, which staff read.
+    with pytest.raises(ReqInfoError) as refused:
+        decrypt_req_info(req_info, REQ_INFO_VECTOR_KEY)
+
+    assert str(refused.value) == reason
+
+
 def test_tampered_ciphertext_is_refused():
     data = bytearray(base64.b64decode(REQ_INFO_VECTOR))
     data[-1] ^= 0x01  # the last block carries the padding
