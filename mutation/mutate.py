@@ -25,7 +25,6 @@ workers run at once.
 """
 
 import argparse
-import contextlib
 import os
 import shutil
 import signal
@@ -211,24 +210,13 @@ def blob(path: str) -> str:
 
 def recorded() -> dict[str, str]:
     """mutation/baseline: the content (blob hash) of each money-path file that last passed.
-
-    The older format, one commit hash (the full run that passed on it), counts as every
-    file's content at that commit, when this clone has it.
-    """
-    lines = [
-        line.split()
-        for line in (BASELINE.read_text().splitlines() if BASELINE.exists() else [])
-        if line.strip() and not line.startswith("#")
-    ]
-    if len(lines) == 1 and len(lines[0]) == 1:
-        (commit,) = lines[0]
-        found = {}
-        for path in money_path():
-            # Not in this clone, or not on the money path then: not vouched for.
-            with contextlib.suppress(subprocess.CalledProcessError):
-                found[path] = git("rev-parse", f"{commit}:{path}")
-        return found
-    return {fields[0]: fields[1] for fields in lines if len(fields) >= 2}
+    A file without a line has not passed since the baseline was kept this way."""
+    lines = BASELINE.read_text().splitlines() if BASELINE.exists() else []
+    return {
+        fields[0]: fields[1]
+        for fields in (line.split() for line in lines if not line.startswith("#"))
+        if len(fields) == 3
+    }
 
 
 def changed_since_baseline(files: list[str]) -> list[str]:
@@ -239,25 +227,24 @@ def changed_since_baseline(files: list[str]) -> list[str]:
 
 def record(rows: list[dict], blobs: dict[str, str]) -> None:
     """Record the files of a passing run whose content is still the one measured."""
-    scores_by_path = {}
-    for line in BASELINE.read_text().splitlines() if BASELINE.exists() else []:
-        fields = line.split()
-        if len(fields) >= 3 and not line.startswith("#"):
-            scores_by_path[fields[0]] = (fields[1], fields[2])
-    if not scores_by_path:  # the older format, or none: start from what it vouches for
-        scores_by_path = {path: (sha, "-") for path, sha in recorded().items()}
+    lines = BASELINE.read_text().splitlines() if BASELINE.exists() else []
+    kept = {
+        fields[0]: (fields[1], fields[2])
+        for fields in (line.split() for line in lines if not line.startswith("#"))
+        if len(fields) == 3
+    }
     for row in rows:
         if blob(row["path"]) == blobs[row["path"]]:
-            scores_by_path[row["path"]] = (blobs[row["path"]], f"{row['score']:.1f}")
+            kept[row["path"]] = (blobs[row["path"]], f"{row['score']:.1f}")
         else:
             print(f"mutate: {row['path']} changed during the run: not recorded")
     every = money_path()
     BASELINE.write_text(
         "# Money-path files as they last passed `make mutate` (mutation/mutate.py):\n"
-        "# path, git blob hash of the content measured, score (%; - = before scores were kept)\n"
+        "# path, git blob hash of the content measured, score (%)\n"
         + "".join(
             f"{path} {sha} {score}\n"
-            for path, (sha, score) in sorted(scores_by_path.items())
+            for path, (sha, score) in sorted(kept.items())
             if path in every
         )
     )
