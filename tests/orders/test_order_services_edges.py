@@ -1,19 +1,24 @@
 """orders.services at its edges: what mutation testing found no test for (docs/RELIABILITY.md,
 "Mutation testing"). Each test pins one rule a changed line would break unnoticed."""
 
+import itertools
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import IntegrityError, connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from core.times import compact_timestamp
 from orders.models import Order, OrderItem, Product
 from orders.services import (
     MAX_TOTAL_FEE,
     IdempotencyKeyReused,
     OrderLine,
     OutOfStock,
+    PaidIfFits,
+    ProductUnavailable,
     order_attention_acknowledge,
     order_claim_for_reconcile,
     order_clear_close_pending,
@@ -21,9 +26,12 @@ from orders.services import (
     order_create,
     order_flag,
     order_mark_paid,
+    order_mark_paid_if_fits,
     order_mark_refunded,
+    order_pay_if_fits,
     order_record_unexpected_payment,
     order_set_prepay,
+    out_trade_no_new,
     product_stock_adjust,
     product_stock_limit,
     product_stock_unlimit,
@@ -236,6 +244,45 @@ class TestClosingHere:
         order_close_local(order=order)
 
         assert (reload(jar).stock, reload(other).stock, reload(unlimited).stock) == (6, 5, None)
+
+    def test_a_product_unlimited_since_checkout_is_not_written_to(self, shopper, jars):
+        """Unlimited products are never locked: giving units back writes (and so locks)
+        only the limited products' rows, even for a line whose units were reserved before
+        its product became unlimited."""
+        jar, _ = jars
+        order = make_order(shopper, {"tea": jar})
+        OrderItem.objects.filter(order=order).update(stock_reserved=True)
+        Product.objects.filter(pk=jar.pk).update(stock=None)
+
+        with CaptureQueriesContext(connection) as queries:
+            order_close_local(order=order)
+
+        table = Product._meta.db_table
+        assert [q["sql"] for q in queries if q["sql"].startswith(f'UPDATE "{table}"')] == []
+        assert (reload(order).status, reload(jar).stock) == (Order.Status.CLOSED, None)
+
+    def test_a_product_made_unlimited_while_units_go_back_is_not_written_to(
+        self, shopper, jars
+    ):
+        jar, _ = jars
+        order = make_order(shopper, {"tea": jar})
+        OrderItem.objects.filter(order=order).update(stock_reserved=True)
+        table = Product._meta.db_table
+        written = []
+
+        def unlimited_just_before(execute, sql, params, many, context):
+            if not sql.startswith(f'UPDATE "{table}"') or written:
+                return execute(sql, params, many, context)
+            written.append(None)  # staff make it unlimited in between
+            Product.objects.filter(pk=jar.pk).update(stock=None)
+            result = execute(sql, params, many, context)
+            written[0] = context["cursor"].rowcount
+            return result
+
+        with connection.execute_wrapper(unlimited_just_before):
+            order_close_local(order=order)
+
+        assert (written, reload(jar).stock) == ([0], None)
 
 
 class TestFlags:
@@ -476,6 +523,40 @@ class TestOrderCreateDetails:
         assert Order.objects.count() == 2
         assert "order number clash, retrying" in [r.getMessage() for r in caplog.records]
 
+    def test_three_clashes_in_a_row_give_up_with_the_clash(self, shopper, caplog):
+        voucher = Product.objects.create(
+            name="Voucher", price=100, stock=None, requires_shipping=False
+        )
+        tries = []
+
+        def always_clash(execute, sql, params, many, context):
+            if sql.startswith("INSERT") and "orders_order" in sql:
+                tries.append(sql)
+                raise IntegrityError("UNIQUE constraint failed: orders_order.out_trade_no")
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(always_clash), pytest.raises(IntegrityError):
+            self.place(shopper, voucher)
+
+        assert len(tries) == 3
+        retried = [r for r in caplog.records if r.getMessage() == "order number clash, retrying"]
+        assert len(retried) == 2
+        assert not Order.objects.exists()
+
+    def test_the_order_numbers_time_is_the_orders_creation_to_the_second(
+        self, shopper, monkeypatch
+    ):
+        """However long placing it takes (here each reading of the clock a second later)."""
+        voucher = Product.objects.create(
+            name="Voucher", price=100, stock=None, requires_shipping=False
+        )
+        start, ticks = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), itertools.count()
+        monkeypatch.setattr(timezone, "now", lambda: start + timedelta(seconds=next(ticks)))
+
+        order = self.place(shopper, voucher)
+
+        assert order.out_trade_no[:14] == compact_timestamp(order.created_at)
+
 
 def test_a_prepay_id_is_stored_on_its_own_order(shopper, products):
     order, other = make_order(shopper, products, n=1), make_order(shopper, products, n=2)
@@ -508,3 +589,108 @@ def test_a_payment_is_one_log_line(shopper, products, caplog):
     assert f"order paid out_trade_no={order_to_pay.out_trade_no}" in [
         r.getMessage() for r in caplog.records
     ]
+
+
+def test_a_payment_is_recorded_on_its_own_order_only(shopper, products):
+    order_to_pay, other = make_order(shopper, products, n=1), make_order(shopper, products, n=2)
+
+    assert order_mark_paid(
+        order=order_to_pay, transaction_id=TRANSACTION_ID, paid_at=timezone.now(), paid_fee=4500
+    )
+
+    assert (reload(order_to_pay).status, reload(order_to_pay).transaction_id) == (
+        Order.Status.PAID,
+        TRANSACTION_ID,
+    )
+    assert (reload(other).status, reload(other).transaction_id) == (Order.Status.UNPAID, None)
+
+
+class TestStockChangedWhileCheckingOut:
+    """Staff change a product between checkout's read and its stock UPDATE: the refusal or
+    the reservation follows the product as the UPDATE finds it."""
+
+    @staticmethod
+    def just_before_the_stock_update(change):
+        """An execute wrapper running ``change()`` once, right before the first UPDATE of a
+        product's stock."""
+        table = Product._meta.db_table
+        done = []
+
+        def wrapper(execute, sql, params, many, context):
+            if sql.startswith(f'UPDATE "{table}"') and not done:
+                done.append(True)
+                change()
+            return execute(sql, params, many, context)
+
+        return wrapper
+
+    def place(self, shopper, *products):
+        return order_create(
+            user=shopper,
+            lines=[OrderLine(product_id=p.pk, quantity=1) for p in products],
+            client_ip="127.0.0.1",
+            address=DELIVERY,
+        ).order
+
+    def test_a_product_deleted_meanwhile_is_named(self, shopper, jars):
+        jar, _ = jars
+
+        def delete():
+            # Raw, past PROTECT (the new order's line is not committed for anyone else).
+            table = Product._meta.db_table
+            with connection.cursor() as cursor:
+                cursor.execute(f'DELETE FROM "{table}" WHERE id = %s', [jar.pk])  # noqa: S608
+
+        with (
+            connection.execute_wrapper(self.just_before_the_stock_update(delete)),
+            pytest.raises(ProductUnavailable) as refused,
+        ):
+            self.place(shopper, jar)
+
+        assert str(refused.value) == f"Product {jar.pk} does not exist or is not on sale."
+
+    def test_only_this_orders_line_of_a_product_made_unlimited_is_not_reserved(
+        self, shopper, jars
+    ):
+        jar, other = jars
+        earlier = self.place(make_shopper(), jar)  # its unit reserved
+
+        def unlimit():
+            Product.objects.filter(pk=jar.pk).update(stock=None)
+
+        with connection.execute_wrapper(self.just_before_the_stock_update(unlimit)):
+            order = self.place(shopper, jar, other)
+
+        def reserved(of):
+            return dict(of.items.values_list("product_id", "stock_reserved"))
+
+        assert reserved(order) == {jar.pk: False, other.pk: True}
+        assert reserved(earlier) == {jar.pk: True}
+        assert (reload(jar).stock, reload(other).stock) == (None, 4)
+
+
+def test_an_order_number_starts_with_the_moment_it_is_given_in_beijing_time():
+    moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)  # 11:04:05 in Beijing
+
+    number = out_trade_no_new(moment)
+
+    assert number[:14] == "20260102110405"
+    assert len(number) == 32
+
+
+def test_paying_at_once_says_which_order_and_whether_it_had_the_payment(shopper, products):
+    order = make_order(shopper, products)
+
+    def pay(transaction_id: str):
+        return order_pay_if_fits(
+            out_trade_no=order.out_trade_no,
+            transaction_id=transaction_id,
+            paid_at=timezone.now(),
+            paid_fee=4500,
+            openid=order.openid,
+        )
+
+    assert order_mark_paid_if_fits(pay(TRANSACTION_ID)) == PaidIfFits(order.pk, already=False)
+    assert order_mark_paid_if_fits(pay(TRANSACTION_ID)) == PaidIfFits(order.pk, already=True)
+    assert order_mark_paid_if_fits(pay("4200000000000000000000000999")) is None
+    assert reload(order).transaction_id == TRANSACTION_ID

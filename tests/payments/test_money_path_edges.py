@@ -578,6 +578,21 @@ def test_a_payment_notify_without_its_time_is_malformed(order):
 
 
 @pytest.mark.django_db
+def test_a_payment_notify_without_its_transaction_id_pays_nothing(order):
+    fields = notify_fields(order)
+    del fields["transaction_id"]
+
+    post_notify(wx_xml(signed(fields)))
+
+    row = ledger()[-1]
+    assert (row.outcome, row.detail) == (
+        Outcome.MALFORMED,
+        "transaction_id is missing or too long.",
+    )
+    assert reload(order).status == Order.Status.UNPAID
+
+
+@pytest.mark.django_db
 def test_nul_in_a_body_is_kept_escaped():
     post_notify(b"<xml><a>\x00</a></xml>")
 
