@@ -65,6 +65,7 @@ CERTIFICATE_REFRESH = 6 * 3600  # seconds; WeChat: refresh more often than every
 REFRESH_MIN_INTERVAL = 60  # seconds between downloads, but the first
 LOCK_SECONDS = 30  # longer than a download (connect 3 s + read 10 s) can take
 WAIT_FOR_OTHER_DOWNLOAD = 5.0  # seconds a server with no key waits for another's download
+_MARK = 1  # the value of LOCK_KEY and ATTEMPT_KEY: only their presence is ever read
 
 _local = threading.local()
 
@@ -136,7 +137,7 @@ def forget_clients() -> None:
     """Drop the loaded keys and this thread's clients (tests; a key file replaced on disk
     is otherwise read again only after a restart)."""
     _config.cache_clear()
-    _local.clients = {}
+    _local.clients = {}  # pragma: no mutate (equivalent: v3_client() takes None as {} too)
 
 
 # -- internals ---------------------------------------------------------------------------------
@@ -210,7 +211,7 @@ def _hold_current_keys(client: WxPayV3Client) -> None:
 def _may_download() -> bool:
     """Whether a refresh may ask WeChat now: no download (by any server, successful or
     not) within ``REFRESH_MIN_INTERVAL``. Claims the slot when it may."""
-    return cache.add(ATTEMPT_KEY, 1, REFRESH_MIN_INTERVAL)
+    return cache.add(ATTEMPT_KEY, _MARK, REFRESH_MIN_INTERVAL)
 
 
 def _knows(client: WxPayV3Client, serial: str) -> bool:
@@ -234,7 +235,7 @@ def _download(client: WxPayV3Client, *, wait: bool) -> None:
     """Download WeChat's certificates into the shared cache and the client, one server at a
     time; a server that finds the lock taken uses the other's result (waiting for it up to
     ``WAIT_FOR_OTHER_DOWNLOAD`` seconds when ``wait``)."""
-    if not cache.add(LOCK_KEY, 1, LOCK_SECONDS):
+    if not cache.add(LOCK_KEY, _MARK, LOCK_SECONDS):
         deadline = time.monotonic() + (WAIT_FOR_OTHER_DOWNLOAD if wait else 0)
         while True:
             cached = cache.get(CACHE_KEY)
@@ -247,7 +248,7 @@ def _download(client: WxPayV3Client, *, wait: bool) -> None:
                 return
             time.sleep(0.1)
     try:
-        cache.set(ATTEMPT_KEY, 1, REFRESH_MIN_INTERVAL)
+        cache.set(ATTEMPT_KEY, _MARK, REFRESH_MIN_INTERVAL)
         certs = client.download_certificates()
         now = time.time()
         # Expired certificates verify nothing: keep only the living ones (§3.4).

@@ -17,6 +17,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .errors import DecryptError
 
+# Codec names as constants: mutmut mutates literals in functions, and "ASCII" or
+# "UTF-8" name the same codecs (equivalent mutants), while module constants stay as they are.
+_ASCII = "ascii"
+_UTF8 = "utf-8"
+
 ALGORITHM = "AEAD_AES_256_GCM"
 APIV3_KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -29,7 +34,7 @@ def check_apiv3_key(apiv3_key: str) -> bytes:
     """The APIv3 key as the AES key: exactly 32 ASCII characters (§1.1)."""
     if not isinstance(apiv3_key, str) or not apiv3_key.isascii():
         raise ValueError("the APIv3 key must be 32 ASCII characters")
-    key = apiv3_key.encode("ascii")
+    key = apiv3_key.encode(_ASCII)
     if len(key) != APIV3_KEY_BYTES:
         raise ValueError("the APIv3 key must be exactly 32 ASCII characters")
     return key
@@ -38,7 +43,7 @@ def check_apiv3_key(apiv3_key: str) -> bytes:
 def decrypt(apiv3_key: str, *, nonce: str, associated_data: str, ciphertext: str) -> bytes:
     """Decrypt one AEAD_AES_256_GCM payload (§7.2); empty associated data is no AAD."""
     key = check_apiv3_key(apiv3_key)
-    if not isinstance(nonce, str) or len(nonce.encode("utf-8")) != NONCE_BYTES:
+    if not isinstance(nonce, str) or len(nonce.encode(_UTF8)) != NONCE_BYTES:
         raise DecryptError(f"the nonce must be {NONCE_BYTES} bytes")
     if not isinstance(associated_data, str):
         raise DecryptError("associated_data is not text")
@@ -52,7 +57,9 @@ def decrypt(apiv3_key: str, *, nonce: str, associated_data: str, ciphertext: str
         raise DecryptError("ciphertext is shorter than its tag")
     try:
         return AESGCM(key).decrypt(
-            nonce.encode("utf-8"), data, associated_data.encode("utf-8") or None
+            nonce.encode(_UTF8),
+            data,
+            associated_data.encode(_UTF8) or None,
         )
     except InvalidTag:
         raise DecryptError(

@@ -79,7 +79,7 @@ def parse_notify(
         raise MalformedNotify("notify create_time is not an RFC 3339 time") from None
 
     data = _json_object(decrypt_resource(resource, apiv3_key), "decrypted resource")
-    kind = original_type or _EVENT_KINDS.get(event_type.partition(".")[0], "")
+    kind = original_type or _EVENT_KINDS.get(event_type.partition(".")[0])
     builder = _KINDS.get(kind)
     try:
         typed = builder.from_json(data) if builder is not None else None

