@@ -71,3 +71,17 @@ def test_a_time_that_is_not_rfc_3339_is_refused_with_the_value():
     with pytest.raises(ValueError) as caught:
         parse_rfc3339("2025-01-01")
     assert str(caught.value) == "not an RFC 3339 time with offset: '2025-01-01'"
+
+
+def test_a_parsed_time_is_in_beijing_time_whatever_its_offset():
+    parsed = parse_rfc3339("2025-01-01T00:30:00.123456789Z")
+
+    assert parsed.utcoffset() == timedelta(hours=8)
+    assert (parsed.hour, parsed.microsecond) == (8, 123456)  # past microseconds: dropped
+
+
+def test_a_time_of_the_right_shape_but_no_such_day_is_refused_with_the_value():
+    with pytest.raises(ValueError) as caught:
+        parse_rfc3339("2025-13-01T08:30:00+08:00")
+
+    assert str(caught.value) == "not an RFC 3339 time with offset: '2025-13-01T08:30:00+08:00'"

@@ -302,3 +302,50 @@ def test_the_longest_signature_header_accepted(signer, extra, refused):
     with pytest.raises(WxPayV3SignatureError) as caught:
         verify_signature(headers, BODY, KeyRing(certificates=[certificate]), now=1_750_000_000)
     assert isinstance(caught.value, SignatureHeaderError) is refused
+
+
+# -- each header refusal says which header and why (§3.1) ---------------------------------------
+
+NOW = 1_750_000_000
+
+
+def _refusal(signer, **changes) -> str:
+    key, certificate = signer
+    headers = signed_headers(key, "ABCDEF", BODY, timestamp=NOW)
+    for name, value in changes.items():
+        headers[name.replace("_", "-")] = value
+    with pytest.raises(WxPayV3SignatureError) as caught:
+        verify_signature(headers, BODY, KeyRing(certificates=[certificate]), now=NOW)
+    return str(caught.value)
+
+
+def test_a_header_value_that_is_not_text(signer):
+    assert _refusal(signer, Wechatpay_Nonce=b"abc") == "Wechatpay-Nonce is not text"
+
+
+def test_a_malformed_nonce_timestamp_or_serial_is_named(signer):
+    assert _refusal(signer, Wechatpay_Nonce="a b") == "wechatpay-nonce header malformed"
+    assert _refusal(signer, Wechatpay_Timestamp="12x") == "wechatpay-timestamp header malformed"
+
+
+def test_a_signature_type_other_than_wechatpays_says_what_it_was(signer):
+    declared = "HMAC-SHA256-" + "X" * 40
+    assert _refusal(signer, Wechatpay_Signature_Type=declared) == (
+        f"wechatpay-signature-type {declared[:40]!r} is not WECHATPAY2-SHA256-RSA2048"
+    )
+
+
+def test_a_signature_too_long_or_not_base64_is_named(signer):
+    assert _refusal(signer, Wechatpay_Signature="A" * 2049) == (
+        "wechatpay-signature header malformed"
+    )
+    # Characters outside Base64 are refused, not skipped (which would decode something).
+    assert _refusal(signer, Wechatpay_Signature="AAAA$AAAA") == (
+        "wechatpay-signature header is not Base64"
+    )
+
+
+def test_a_signature_that_does_not_verify_names_the_serial(signer):
+    assert _refusal(signer, Wechatpay_Signature="AAAA") == (
+        "signature does not verify with the key of serial 'ABCDEF'"
+    )
