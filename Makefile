@@ -38,14 +38,14 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 # Mutation testing of the money path (pyproject.toml [tool.mutmut] only_mutate) on SQLite,
-# with the money path's own tests; every file must keep 95 %. The full run records HEAD in
-# mutation/baseline. MUTATE_FILES="payments/services.py" for some files only;
-# MUTATE_CHILDREN=2 only on an otherwise idle machine (docs/RELIABILITY.md).
+# with the money path's own tests; every file must keep 95 %. A passing run records each
+# file's content and score in mutation/baseline. MUTATE_FILES="payments/services.py" for
+# some files only; MUTATE_CHILDREN=2 only on an otherwise idle machine (docs/RELIABILITY.md).
 MUTATE_CHILDREN ?= 1
 mutate: $(STAMP)
 	MUTATE_CHILDREN=$(MUTATE_CHILDREN) $(BIN)/python mutation/mutate.py $(MUTATE_FILES)
 
-# CI: only the money-path files that differ from the commit in mutation/baseline.
+# Only the money-path files whose content is not the one mutation/baseline recorded.
 mutate-changed: $(STAMP)
 	MUTATE_CHILDREN=$(MUTATE_CHILDREN) $(BIN)/python mutation/mutate.py --changed
 
