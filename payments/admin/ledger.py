@@ -346,15 +346,6 @@ class LedgerArchiveAdmin(ReadOnlyEvidenceAdmin):
     list_filter = ["created_at"]
     search_fields = ["=sha256"]
     search_help_text = gettext_lazy("The file's SHA-256 (exactly).")
-    fields = [
-        "file",
-        "sha256",
-        "rows",
-        "first_id",
-        "last_id",
-        "first_received_at",
-        "last_received_at",
-        "cut_off",
-        "created_at",
-    ]
+    # The page: the list's columns with the hash after the file.
+    fields = [list_display[0], "sha256", *list_display[1:]]
     readonly_fields = fields
