@@ -17,13 +17,16 @@ THREADS = 6
 
 
 def in_threads(work, count: int = THREADS) -> list[object]:
-    """``work()`` in ``count`` threads started together; what each returned, in order."""
-    barrier = threading.Barrier(count)
+    """``work()`` in ``count`` threads started together and kept alive until all are done
+    (a thread that ended early could hand its ident, and its session's address, to another);
+    what each returned, in order."""
+    start, end = threading.Barrier(count), threading.Barrier(count)
     results: list[object] = [None] * count
 
     def run(index: int) -> None:
-        barrier.wait()
+        start.wait()
         results[index] = work()
+        end.wait()
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
     for thread in threads:
@@ -35,11 +38,14 @@ def in_threads(work, count: int = THREADS) -> list[object]:
 
 @pytest.fixture
 def senders(monkeypatch) -> list[tuple[int, int]]:
-    """(thread id, session id) of every request sent, whichever session sent it."""
+    """(thread id, session id) of every request sent, whichever session sent it; the sessions
+    are kept alive so that no two of them share an address during the test."""
     sent: list[tuple[int, int]] = []
+    seen: list[requests.Session] = []
     send = requests.Session.send
 
     def recording_send(self, request, **kwargs):
+        seen.append(self)
         sent.append((threading.get_ident(), id(self)))
         return send(self, request, **kwargs)
 
