@@ -5,8 +5,9 @@
                                                the one mutation/baseline records (CI)
     python mutation/mutate.py FILE ...         only these money-path files
 
-The packages of WeChat's protocols (wechat/pay_v2, wechat/pay_v3) are measured with their own
-tests only (OWN_TESTS), in a mutmut run of their own.
+The packages of WeChat's protocols (wechat/pay_v2, wechat/pay_v3, wechat/miniprogram) and the
+shipping app are measured with their own tests only (OWN_TESTS), each in a mutmut run of its
+own.
 
 Every run that passes records, in mutation/baseline, each file it measured with the git blob
 hash of the content it measured and its score, one line per file; a file edited while the run
@@ -253,10 +254,13 @@ def record(rows: list[dict], blobs: dict[str, str]) -> None:
 # The Django-free protocol packages are measured with their own tests only: they are what
 # must pin their rules (the shop's tests reach them through every notify, which made each of
 # their mutants run hundreds of Django tests), and a score from fewer tests is no higher
-# than the whole suite's would be. Everything else: [tool.mutmut]'s test selection.
+# than the whole suite's would be. The shipping app likewise with tests/shipping (the
+# payment tests never reach it). Everything else: [tool.mutmut]'s test selection.
 OWN_TESTS = {
     "wechat/pay_v2/": ["tests/wechat/pay_v2"],
     "wechat/pay_v3/": ["tests/wechat/pay_v3"],
+    "wechat/miniprogram/": ["tests/wechat/miniprogram"],
+    "shipping/": ["tests/shipping"],
 }
 
 
