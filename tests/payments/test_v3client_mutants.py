@@ -10,6 +10,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from core.config import WeChatNotConfigured
 from payments import v3client
@@ -447,3 +448,21 @@ def test_certificate_mode_needs_neither_public_key_setting(settings):
     certificate_mode(settings)
 
     v3client.require_v3_configured()
+
+
+def test_a_public_key_file_in_der_is_refused_as_not_pem(settings, tmp_path, wechat_key):
+    """The file is read as bytes: a DER key (the binary form, a likely mix-up) is refused
+    with the reason the operator needs, not a text decoding error."""
+    der = tmp_path / "pub_key.der"
+    der.write_bytes(
+        wechat_key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    settings.WECHAT_PAY_PUBLIC_KEY_PATH = str(der)
+    v3client.forget_clients()
+
+    with pytest.raises(ValueError) as caught:
+        v3_client()
+
+    assert str(caught.value) == "not a PEM public key"
