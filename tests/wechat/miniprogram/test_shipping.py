@@ -63,6 +63,7 @@ def test_order_keys_use_each_calls_own_names():
         "order_number_type": 1, "mchid": "1900000109", "out_trade_no": "T1"}
     assert merchant_order_key("", "1900000109", "T1") == {
         "merchant_id": "1900000109", "merchant_trade_no": "T1"}
+    assert merchant_order_key("42", "", "") == {"transaction_id": "42"}
 
 
 @pytest.mark.parametrize(("tid", "mchid", "no"), [("", "", ""), ("42", "1", "T1"), ("", "1", ""),
@@ -78,9 +79,9 @@ def test_item_desc_of_120_characters_passes_and_121_is_refused():
     assert "item_desc" in refused(shipping_list=[ShippingItem("茶" * 121, "YT1", "YTO")])
 
 
-@pytest.mark.parametrize("desc", ["", "   "])
+@pytest.mark.parametrize("desc", ["", "   ", None])
 def test_item_desc_is_required(desc):
-    assert "item_desc" in refused(shipping_list=[ShippingItem(desc, "YT1", "YTO")])
+    assert refused(shipping_list=[ShippingItem(desc, "YT1", "YTO")]) == "item_desc is required"
 
 
 @pytest.mark.parametrize("missing", ["tracking_no", "express_company"])
@@ -144,16 +145,63 @@ def test_an_unmasked_phone_is_never_sent(phone):
 @pytest.mark.parametrize(
     ("phone", "masked"),
     [("18912341234", "189****1234"), ("+86 189-1234-1234", "189****1234"),
-     ("0755-1234", "****1234"), ("1234", "****1234")],
+     ("020-1234567", "****4567"), ("0755-1234", "****1234"), ("1234", "****1234")],
 )
 def test_mask_phone_keeps_the_last_four_digits(phone, masked):
     assert mask_phone(phone) == masked
 
 
 def test_mask_phone_needs_four_digits():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^a phone number has at least 4 digits$"):
         mask_phone("12-3")
 
 
 def test_payer_openid_is_required():
     assert "payer_openid" in refused(payer_openid="")
+
+
+SPLIT = {"delivery_mode": DeliveryMode.SPLIT, "is_all_delivered": False}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"logistics_type": 0}, "logistics_type must be 1 (express) to 4 (self pickup)"),
+        ({"delivery_mode": 3}, "delivery_mode must be 1 (unified) or 2 (split)"),
+        (
+            {**SPLIT, "logistics_type": LogisticsType.VIRTUAL},
+            "only express shipping can be split (10060006)",
+        ),
+        ({"delivery_mode": DeliveryMode.SPLIT}, "split shipping needs is_all_delivered (10060007)"),
+        (
+            {"shipping_list": [PARCEL, PARCEL]},
+            "unified shipping has exactly one shipping_list entry",
+        ),
+        ({**SPLIT, "shipping_list": [PARCEL] * 16}, "shipping_list has 1 to 15 entries"),
+        ({"shipping_list": ["小熊玩偶*1"]}, "shipping_list holds ShippingItem entries"),
+        (
+            {"shipping_list": [ShippingItem("茶" * 121, "YT1", "YTO")]},
+            "item_desc has at most 120 characters",
+        ),
+        ({"shipping_list": [ShippingItem("tea", "", "YTO")]}, "express shipping needs tracking_no"),
+        (
+            {"shipping_list": [ShippingItem("tea", "YT1", "Y" * 129)]},
+            "express_company has at most 128 bytes",
+        ),
+        (
+            {"shipping_list": [ShippingItem("tea", "SF1", "SF")]},
+            "SF Express needs a masked receiver_contact or consignor_contact",
+        ),
+        (
+            {"shipping_list": [ShippingItem("tea", "YT1", "YTO", consignor_contact="1234")]},
+            "consignor_contact must be a masked phone like 189****1234",
+        ),
+        (
+            {"upload_time": datetime(2022, 12, 15, 13, 29, 35)},
+            "upload_time must be an aware datetime",
+        ),
+        ({"payer_openid": ""}, "payer_openid is required"),
+    ],
+)
+def test_each_refusal_says_its_rule_in_words_an_operator_can_act_on(overrides, reason):
+    assert refused(**overrides) == reason
