@@ -8,6 +8,7 @@ answered only after the transaction applying the event has committed.
 
 import logging
 
+from django.core.handlers.wsgi import get_bytes_from_wsgi
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
@@ -64,7 +65,10 @@ def _receive(request) -> HttpResponse:
         receipt = message_receive(
             body=body,
             query=request.GET.dict(),
-            query_string=request.META.get("QUERY_STRING", ""),
+            # WSGI hands it over as latin-1 (PEP 3333): the bytes sent, read as UTF-8.
+            query_string=get_bytes_from_wsgi(request.META, "QUERY_STRING", "").decode(
+                "utf-8", "replace"
+            ),
             remote_addr=client_ip(request) or None,
         )
     except Exception:

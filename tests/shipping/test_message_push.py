@@ -654,3 +654,13 @@ def test_the_simulators_settlement_push_reaches_a_live_shop(
     outcomes = sorted(MessageEvent.objects.values_list("outcome", flat=True))
     assert outcomes == [Outcome.APPLIED, Outcome.DUPLICATE]
     assert MessageEvent.objects.get(outcome=Outcome.APPLIED).payload["settlement_time"]
+
+
+def test_the_query_string_is_kept_as_the_bytes_sent_read_as_utf8(wechat):
+    """WSGI hands the query string over as latin-1 (PEP 3333): the evidence keeps what was
+    sent, not its bytes read as latin-1 (``é``, not ``Ã©``)."""
+    query, body = wechat.signed(wechat.settlement())
+
+    wechat.post({**query, "note": "é"}, body)
+
+    assert only_event().query.endswith("&note=é")
