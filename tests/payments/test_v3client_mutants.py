@@ -466,3 +466,14 @@ def test_a_public_key_file_in_der_is_refused_as_not_pem(settings, tmp_path, wech
         v3_client()
 
     assert str(caught.value) == "not a PEM public key"
+
+
+def test_wechat_pay_v3_is_called_as_long_as_the_settings_say(settings, http_mock, platform):
+    serve(http_mock, platform)
+    certificate_mode(settings)
+    settings.WECHAT_TIMEOUT = (1.5, 4.0)
+
+    v3_client()
+
+    [call] = http_mock.calls
+    assert call.request.req_kwargs["timeout"] == (1.5, 4.0)
