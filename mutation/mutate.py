@@ -16,8 +16,11 @@ last passed (or it never did), whichever commit that was in.
 
 The money path is `[tool.mutmut] only_mutate` in pyproject.toml: the one list, read here.
 Each file must keep a score (killed ÷ mutants) of at least THRESHOLD percent, else the
-run fails and names every survivor with its diff. Equivalent mutants are not counted: they
-carry `# pragma: no mutate` on their line with the reason (docs/RELIABILITY.md).
+run fails and names every survivor with its diff. Equivalent mutants (that cannot change
+behaviour) are not counted: each is listed once, with why, in mutation/equivalents.toml (an
+entry that no longer matches a survivor fails the run until removed), or, where no mutant of
+a line can matter, its line carries `# pragma: no mutate` with the reason
+(docs/RELIABILITY.md).
 
 mutmut copies the project into mutants/ (git-ignored), rewrites the listed files there with
 every mutant behind a switch, and for each mutant forks a worker that runs only the tests
@@ -37,6 +40,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = ROOT / "mutation" / "baseline"
+EQUIVALENTS = ROOT / "mutation" / "equivalents.toml"
 THRESHOLD = 95.0
 MUTMUT_VERSION = "3.8.1"
 
@@ -309,10 +313,49 @@ def run_mutmut(files: list[str], max_children: int) -> None:
             Path(template + "-journal").unlink(missing_ok=True)
 
 
+def function_of(mutant: str) -> str:
+    """The function a mutant changes, as the source names it:
+    ``payments.v3client.x__download__mutmut_3`` → ``_download``,
+    ``wechat.pay_v3.verifying.xǁKeyRingǁ__init____mutmut_28`` → ``KeyRing.__init__``."""
+    mangled = mutant.rpartition(".")[2].rpartition("__mutmut_")[0]
+    if mangled.startswith("xǁ"):
+        return ".".join(mangled[2:].split("ǁ"))
+    return mangled.removeprefix("x_")
+
+
+def change_of(diff: str) -> tuple[str, str]:
+    """What a mutant's diff takes out and puts in: its changed lines, stripped, each side
+    joined by newlines. Unlike mutmut's numbers, this names the mutant across edits of the
+    rest of the function."""
+    lines = [line for line in diff.splitlines() if not line.startswith(("---", "+++"))]
+    out = "\n".join(line[1:].strip() for line in lines if line.startswith("-"))
+    put_in = "\n".join(line[1:].strip() for line in lines if line.startswith("+"))
+    return out, put_in
+
+
+def equivalents() -> list[dict]:
+    """mutation/equivalents.toml: the surviving mutants that cannot change behaviour, each
+    with why (file, function, was, becomes, why)."""
+    if not EQUIVALENTS.exists():
+        return []
+    with open(EQUIVALENTS, "rb") as f:
+        entries = tomllib.load(f).get("equivalent", [])
+    for entry in entries:
+        missing = {"file", "function", "was", "becomes", "why"} - entry.keys()
+        if missing or not entry["why"].strip():
+            lacks = sorted(missing) or ["why"]
+            sys.exit(f"mutate: {EQUIVALENTS.name}: an entry lacks {lacks}: {entry}")
+    return entries
+
+
 def scores(files: list[str]) -> list[dict]:
+    """Per file: mutants, killed, the survivors listed as equivalent (not counted), the
+    others (missed), and the listed equivalents that no longer survive (stale)."""
     from mutmut.mutation.data import SourceFileMutationData
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
     from mutmut.stats import status_by_exit_code
 
+    listed = equivalents()
     rows = []
     for path in files:
         data = SourceFileMutationData(path=Path(path))
@@ -320,23 +363,45 @@ def scores(files: list[str]) -> list[dict]:
         by_status: dict[str, list[str]] = {}
         for name, code in data.exit_code_by_key.items():
             by_status.setdefault(status_by_exit_code[code], []).append(name)
-        total = len(data.exit_code_by_key)
+        # survived, no tests, suspicious, segfault: nothing caught them.
+        survivors = sorted(
+            name
+            for status, names in by_status.items()
+            if status not in ("killed", "timeout", "not checked")
+            for name in names
+        )
+        mine = [entry for entry in listed if entry["file"] == path]
+        used: set[int] = set()
+        equivalent, missed = [], []
+        for name in survivors:
+            was, becomes = change_of(get_diff_for_mutant(name, path=path))
+            match = next(
+                (
+                    i
+                    for i, entry in enumerate(mine)
+                    if (entry["function"], entry["was"].strip(), entry["becomes"].strip())
+                    == (function_of(name), was, becomes)
+                ),
+                None,
+            )
+            if match is None:
+                missed.append(name)
+            else:
+                used.add(match)
+                equivalent.append(name)
+        counted = len(data.exit_code_by_key) - len(equivalent)
         # mutmut's own score: a timeout is a kill (the mutant hung the tests).
         killed = len(by_status.get("killed", [])) + len(by_status.get("timeout", []))
         rows.append(
             {
                 "path": path,
-                "total": total,
+                "total": len(data.exit_code_by_key),
+                "equivalent": equivalent,
                 "killed": killed,
-                "score": 100.0 * killed / total if total else 100.0,
+                "score": 100.0 * killed / counted if counted else 100.0,
                 "not_checked": by_status.get("not checked", []),
-                # survived, no tests, suspicious, segfault: nothing caught them.
-                "missed": sorted(
-                    name
-                    for status, names in by_status.items()
-                    if status not in ("killed", "timeout", "not checked")
-                    for name in names
-                ),
+                "missed": missed,
+                "stale": [entry for i, entry in enumerate(mine) if i not in used],
             }
         )
     return rows
@@ -346,9 +411,12 @@ def report(rows: list[dict]) -> bool:
     from mutmut.mutation.diff_apply import get_diff_for_mutant
 
     ok = True
-    print(f"\n{'file':40} {'mutants':>8} {'killed':>7} {'score':>7}")
+    print(f"\n{'file':40} {'mutants':>8} {'equiv.':>7} {'killed':>7} {'score':>7}")
     for row in rows:
-        print(f"{row['path']:40} {row['total']:8} {row['killed']:7} {row['score']:6.1f}%")
+        print(
+            f"{row['path']:40} {row['total']:8} {len(row['equivalent']):7} {row['killed']:7} "
+            f"{row['score']:6.1f}%"
+        )
     for row in rows:
         if row["not_checked"]:
             ok = False
@@ -356,6 +424,14 @@ def report(rows: list[dict]) -> bool:
         if row["score"] < THRESHOLD:
             ok = False
             print(f"\n{row['path']}: {row['score']:.1f}% is below {THRESHOLD:.0f}%")
+        for entry in row["stale"]:
+            # Killed now, or the line is gone: either way the list no longer tells the truth.
+            ok = False
+            print(
+                f"\n{row['path']}: listed as equivalent in {EQUIVALENTS.name} but no longer "
+                f"surviving, remove it: {entry['function']}: {entry['was']!r} -> "
+                f"{entry['becomes']!r}"
+            )
         for name in row["missed"]:
             print(f"\n--- survived: {name}")
             print(get_diff_for_mutant(name, path=row["path"]))
@@ -407,7 +483,11 @@ def main() -> None:
     rows = scores(files)
     ok = report(rows)
     # Each file that passed is recorded, whatever the others did.
-    passed = [row for row in rows if row["score"] >= THRESHOLD and not row["not_checked"]]
+    passed = [
+        row
+        for row in rows
+        if row["score"] >= THRESHOLD and not row["not_checked"] and not row["stale"]
+    ]
     record(passed, blobs)
     if passed:
         print(
