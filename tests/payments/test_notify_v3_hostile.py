@@ -323,6 +323,27 @@ class TestTextNoColumnTakes:
         refused(response, 400, Outcome.MALFORMED, True)
         assert reload(order).status == Order.Status.UNPAID
 
+    def test_a_lone_surrogate_is_kept_escaped_and_names_no_order(self, products, wechat_key):
+        """JSON's \\ud800 decodes to a lone surrogate, which no UTF-8 column takes."""
+        order = v3_order(products)
+
+        response = post_v3(V3_NOTIFY_URL, *paid_notify(order, wechat_key, out_trade_no="A\ud800B"))
+
+        row = refused(response, 400, Outcome.UNKNOWN_ORDER, True)
+        assert row.out_trade_no == "A\\ud800B"
+        assert reload(order).status == Order.Status.UNPAID
+
+    @pytest.mark.parametrize(
+        "changes", [{"transaction_id": "4200\udfff"}, {"payer": {"openid": "o\ud800"}}]
+    )
+    def test_a_lone_surrogate_in_the_payment_is_malformed(self, products, wechat_key, changes):
+        order = v3_order(products)
+
+        response = post_v3(V3_NOTIFY_URL, *paid_notify(order, wechat_key, **changes))
+
+        refused(response, 400, Outcome.MALFORMED, True)
+        assert reload(order).status == Order.Status.UNPAID
+
 
 # -- whatever arrives ------------------------------------------------------------------------
 
