@@ -31,6 +31,30 @@ def test_a_refund_lifts_out_each_of_its_four_amounts():
     assert refund.currency == "CNY"
 
 
+def test_a_refund_names_its_order_by_transaction_id_and_out_trade_no():
+    data = refund_object(transaction_id="4200000000000000000000000001", out_trade_no="T2")
+    refund = Refund.from_json(data)
+    assert (refund.transaction_id, refund.out_trade_no) == ("4200000000000000000000000001", "T2")
+
+
+def test_zero_fen_is_an_amount():
+    # An order paid entirely by coupons: the payer paid nothing, and refunds nothing.
+    refund = Refund.from_json(refund_object(amount={"total": 101, "refund": 0, "payer_total": 0}))
+    assert (refund.refund, refund.payer_total) == (0, 0)
+
+
+def test_an_amount_that_is_not_an_object_is_refused_by_name():
+    with pytest.raises(ValueError) as caught:
+        Refund.from_json(refund_object(amount=101))
+    assert str(caught.value) == "amount is not an object"
+
+
+def test_a_text_field_that_is_not_a_string_is_refused_by_name():
+    with pytest.raises(ValueError) as caught:
+        Refund.from_json(refund_object(out_trade_no=2))
+    assert str(caught.value) == "out_trade_no is not a string"
+
+
 def test_a_refund_without_payer_amounts_has_none():
     refund = Refund.from_json(refund_object(amount={"total": 101, "refund": 50}))
     assert (refund.payer_total, refund.payer_refund) == (None, None)

@@ -85,3 +85,10 @@ def test_a_time_of_the_right_shape_but_no_such_day_is_refused_with_the_value():
         parse_rfc3339("2025-13-01T08:30:00+08:00")
 
     assert str(caught.value) == "not an RFC 3339 time with offset: '2025-13-01T08:30:00+08:00'"
+
+
+@pytest.mark.usefixtures("server_in_new_york")
+def test_a_parsed_time_is_in_beijing_time_whatever_the_servers_zone():
+    parsed = parse_rfc3339("2025-01-01T00:30:00Z")
+    assert parsed.utcoffset() == timedelta(hours=8)
+    assert (parsed.day, parsed.hour) == (1, 8)

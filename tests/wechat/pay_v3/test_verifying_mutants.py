@@ -6,6 +6,7 @@ how serials are normalised (§3.5)."""
 from datetime import timedelta
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.wx_v3 import (
     OFFICIAL_WECHATPAY_PUBLIC_KEY_PEM,
@@ -263,6 +264,14 @@ def test_an_incomplete_keyring_says_what_is_missing(wechat_key, kwargs, reason):
     assert str(caught.value) == reason
 
 
+def test_a_platform_certificate_without_an_rsa_key_is_refused_by_its_serial():
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    certificate = self_signed_certificate(ec_key, 0xEC01, NOT_BEFORE, NOT_AFTER)
+    with pytest.raises(ValueError) as caught:
+        KeyRing(certificates=[certificate])
+    assert str(caught.value) == "platform certificate EC01 has no RSA key"
+
+
 def test_a_public_key_pem_that_is_none_says_so():
     with pytest.raises(ValueError) as caught:
         KeyRing.from_pem(public_key_pem=b"garbage", public_key_id="PUB_KEY_ID_1")
@@ -272,6 +281,13 @@ def test_a_public_key_pem_that_is_none_says_so():
         public_key_id="PUB_KEY_ID_1",
     )
     assert ring.serials == {"PUB_KEY_ID_1"}
+
+
+def test_a_ring_from_certificate_pems_alone_needs_no_public_key(signer):
+    key, certificate = signer
+    ring = KeyRing.from_pem(certificate_pems=[pem_of(certificate)])
+    assert ring.serials == {"ABCDEF"}
+    assert _verifies_at(key, ring, utc(2025, 6, 1))
 
 
 # -- headers as they come (§3.1) ---------------------------------------------------------------
@@ -348,4 +364,17 @@ def test_a_signature_too_long_or_not_base64_is_named(signer):
 def test_a_signature_that_does_not_verify_names_the_serial(signer):
     assert _refusal(signer, Wechatpay_Signature="AAAA") == (
         "signature does not verify with the key of serial 'ABCDEF'"
+    )
+
+
+def test_a_long_serial_is_quoted_cut_to_64_characters(wechat_key):
+    # A PUB_KEY_ID may run to 128 characters (§3.3) and still name a key.
+    long_id = "PUB_KEY_ID_" + "0" * 100 + "1"
+    ring = KeyRing(public_key=wechat_key.public_key(), public_key_id=long_id)
+    headers = signed_headers(wechat_key, long_id, BODY, timestamp=NOW)
+    headers["Wechatpay-Signature"] = "AAAA"
+    with pytest.raises(WxPayV3SignatureError) as caught:
+        verify_signature(headers, BODY, ring, now=NOW)
+    assert str(caught.value) == (
+        f"signature does not verify with the key of serial {long_id[:64]!r}"
     )
