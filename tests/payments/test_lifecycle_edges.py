@@ -189,6 +189,17 @@ class TestClosingAnOrderWeChatSaysIsPaid:
             "closed; reconcile_orders asks again."
         )
 
+    def test_orderquery_knowing_no_such_order_is_named_in_the_flag(self, products, wxpay):
+        order = waiting_order(products)
+        wxpay.path_errors[QUERY] = "ORDERNOTEXIST"
+
+        self.close(order, wxpay)
+
+        assert reload(order).attention_reason == (
+            "WeChat says paid (closeorder ORDERPAID), orderquery knows no such order: not "
+            "closed; reconcile_orders asks again."
+        )
+
     def test_an_unpaid_answer_is_quoted_cut_short(self, products, wxpay):
         order = waiting_order(products)
 
