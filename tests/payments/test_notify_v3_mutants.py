@@ -191,3 +191,26 @@ def test_numbers_longer_than_their_columns_are_kept_cut_to_64(order, wechat_key)
 
     assert (row.out_trade_no, row.transaction_id) == ("T" * 64, "4" * 64)
     assert reload(order).status == Order.Status.UNPAID
+
+
+def test_a_v3_notify_says_so_in_its_log_line(order, wechat_key, caplog):
+    with caplog.at_level(logging.INFO, logger="payments.notify"):
+        row = pay(order, wechat_key)
+
+    [line] = [r.getMessage() for r in caplog.records if r.name == "payments.notify"]
+    assert line == (
+        f"notify id={row.pk} kind=payment out_trade_no={order.out_trade_no} "
+        "outcome=paid replied=SUCCESS api=v3"
+    )
+
+
+def test_the_ledger_keeps_the_moment_of_reception_not_of_its_write(order, wechat_key, monkeypatch):
+    """The row is written after processing; received_at is still when the notify arrived
+    (a v3 reprocess verifies at that moment), not when the row was written."""
+    start, ticks = timezone.now(), iter(range(10_000))
+    monkeypatch.setattr(timezone, "now", lambda: start + timedelta(seconds=next(ticks)))
+
+    row = pay(order, wechat_key, out_trade_no="NOT-OURS")
+
+    assert row.outcome == PaymentNotification.Outcome.UNKNOWN_ORDER
+    assert row.received_at < row.processed_at
