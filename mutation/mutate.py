@@ -265,7 +265,11 @@ OWN_TESTS = {
     "wechat/pay_v3/": ["tests/wechat/pay_v3"],
     "wechat/miniprogram/": ["tests/wechat/miniprogram"],
     "shipping/": ["tests/shipping"],
-    "wechat/bills.py": ["tests/wechat/test_bills.py", "tests/wechat/pay_v2/test_bills.py"],
+    "wechat/bills.py": [
+        "tests/wechat/test_bills.py",
+        "tests/wechat/test_bills_mutants.py",
+        "tests/wechat/pay_v2/test_bills.py",
+    ],
 }
 
 
