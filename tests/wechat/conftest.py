@@ -1,6 +1,7 @@
 """Fixtures shared by the wire-protocol tests of tests/wechat/."""
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -18,3 +19,13 @@ def bill_example() -> bytes:
     lines = block.group(1).splitlines()
     assert lines[0].startswith("交易时间,") and lines[-1].startswith("`2,")
     return b"\xef\xbb\xbf" + "".join(line + "\r\n" for line in lines).encode("utf-8")
+
+
+@pytest.fixture
+def server_in_new_york(monkeypatch):
+    """The process's local zone is not Beijing (Django sets it from TIME_ZONE otherwise)."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()

@@ -7,10 +7,11 @@ A bare §n in this file is a section of docs/protocol/miniprogram-server-api.md.
 """
 
 import time
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime
 
 import pytest
 
+from tests.wechat.zones import NoOffset
 from wechat.miniprogram import MiniProgramUnavailable, RequestInvalid
 from wechat.miniprogram.shipping import (
     merchant_order_key,
@@ -22,26 +23,6 @@ from wechat.miniprogram.shipping import (
 
 TRANSACTION_ID = "4200002501202501018123456789"
 NOW = datetime(2022, 12, 15, 5, 29, 35, 120000, tzinfo=UTC)
-
-
-class NoOffset(tzinfo):
-    """A zone that does not know its offset: as good as none (Python treats it as naive)."""
-
-    def utcoffset(self, dt):
-        return None
-
-    def dst(self, dt):
-        return None
-
-
-@pytest.fixture
-def server_in_new_york(monkeypatch):
-    """The process's local zone is not Beijing (Django sets it from TIME_ZONE otherwise)."""
-    monkeypatch.setenv("TZ", "America/New_York")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 @pytest.mark.usefixtures("server_in_new_york")

@@ -4,31 +4,12 @@ zone, a zone that gives no offset counts as none, and the messages a caller show
 wraps them in WxPayV3RequestInvalid)."""
 
 import time
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from tests.wechat.zones import NoOffset
 from wechat.pay_v3 import BEIJING, format_bill_date, format_rfc3339, parse_rfc3339
-
-
-class NoOffset(tzinfo):
-    """A zone that does not know its offset: as good as none (Python treats it as naive)."""
-
-    def utcoffset(self, dt):
-        return None
-
-    def dst(self, dt):
-        return None
-
-
-@pytest.fixture
-def server_in_new_york(monkeypatch):
-    """The process's local zone is not Beijing (Django sets it from TIME_ZONE otherwise)."""
-    monkeypatch.setenv("TZ", "America/New_York")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 @pytest.mark.usefixtures("server_in_new_york")
